@@ -1,0 +1,478 @@
+//! The client library: one connection, any number of requests, every transfer
+//! streamed in bounded memory and checked.
+//!
+//! `get` decodes the base64 as it arrives and hands the bytes to a writer while
+//! hashing them; `upload` reads a source in chunks, encodes each one as a
+//! base64 line and checks the name the server returns against the local
+//! SHA-256. Nothing here holds a whole file.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::protocol::base64::{encode_chunk, LineDecoder};
+use crate::protocol::request::quote_arg;
+use crate::protocol::{detect_extension, hex, TERMINATOR};
+
+/// Raw bytes per upload line (a multiple of 3: each line decodes on its own).
+pub const UPLOAD_CHUNK: usize = 192 * 1024;
+/// Largest non-GET response the client accepts.
+const MAX_RESPONSE: usize = 64 << 20;
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// Could not connect.
+    Connect(io::Error),
+    /// The connection failed or timed out during a request.
+    Io(io::Error),
+    /// The server answered ERROR, with its reason.
+    Server(String),
+    /// The bytes did not match what was expected.
+    Verify(String),
+    /// The server's answer did not follow the protocol.
+    Protocol(String),
+}
+
+impl ClientError {
+    /// A short cause for grouping failures: connect refused, timeout, reset,
+    /// server error, verification mismatch, protocol, io.
+    pub fn cause(&self) -> String {
+        fn io_cause(e: &io::Error, connecting: bool) -> &'static str {
+            match e.kind() {
+                io::ErrorKind::ConnectionRefused => "connect refused",
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout",
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted => "reset",
+                io::ErrorKind::UnexpectedEof => "closed early",
+                _ if connecting => "connect failed",
+                _ => "io",
+            }
+        }
+        match self {
+            ClientError::Connect(e) => io_cause(e, true).to_string(),
+            ClientError::Io(e) => io_cause(e, false).to_string(),
+            ClientError::Server(m) => format!("server ERROR: {m}"),
+            ClientError::Verify(_) => "verification mismatch".to_string(),
+            ClientError::Protocol(_) => "protocol".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Connect(e) => write!(f, "cannot connect: {e}"),
+            ClientError::Io(e) => write!(f, "connection failed: {e}"),
+            ClientError::Server(m) => write!(f, "server answered ERROR: {m}"),
+            ClientError::Verify(m) => write!(f, "verification failed: {m}"),
+            ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// What a verified GET delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What a verified upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The name the server stored the file under.
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Response bytes read by the last request.
+    pub last_response_bytes: u64,
+}
+
+impl Client {
+    /// Connects to `addr` (host:port); `timeout` bounds the connect and every read and write.
+    pub fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> Result<Client> {
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(ClientError::Connect)?
+            .collect();
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(timeout))?;
+                    stream.set_write_timeout(Some(timeout))?;
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Client {
+                        stream,
+                        buf: vec![0; 256 * 1024],
+                        start: 0,
+                        end: 0,
+                        last_response_bytes: 0,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(ClientError::Connect(last))
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn send_line(&mut self, line: &str) -> Result<()> {
+        self.last_response_bytes = 0;
+        let mut l = line.as_bytes().to_vec();
+        l.push(b'\n');
+        self.stream.write_all(&l)?;
+        Ok(())
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let len = self.buf.len();
+            self.buf.resize(len * 2, 0);
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    self.end += n;
+                    self.last_response_bytes += n as u64;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads one response up to and including `\r\n\r\n`; returns it without the terminator.
+    pub fn read_response(&mut self) -> Result<Vec<u8>> {
+        let mut searched: usize = 0;
+        loop {
+            let p = self.pending();
+            if let Some(i) = find(&p[searched.saturating_sub(3)..], TERMINATOR) {
+                let at = searched.saturating_sub(3) + i;
+                let body = p[..at].to_vec();
+                self.consume(at + TERMINATOR.len());
+                return Ok(body);
+            }
+            searched = p.len();
+            if searched > MAX_RESPONSE {
+                return Err(ClientError::Protocol("response too long".into()));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Reads a JSON response; an ERROR becomes `ClientError::Server`.
+    fn read_json(&mut self) -> Result<serde_json::Value> {
+        let body = self.read_response()?;
+        parse_json(&body)
+    }
+
+    /// Sends a raw request line and returns the raw response (tests and scripts).
+    pub fn raw(&mut self, line: &str) -> Result<Vec<u8>> {
+        self.send_line(line)?;
+        self.read_response()
+    }
+
+    pub fn list(&mut self) -> Result<Vec<String>> {
+        self.send_line("LIST")?;
+        let v = self.read_json()?;
+        let arr = v["data"]
+            .as_array()
+            .ok_or_else(|| ClientError::Protocol("LIST data is not a list".into()))?;
+        arr.iter()
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| ClientError::Protocol("LIST entry is not a string".into()))
+            })
+            .collect()
+    }
+
+    pub fn stats(&mut self) -> Result<serde_json::Value> {
+        self.send_line("STATS")?;
+        let v = self.read_json()?;
+        Ok(v["data"].clone())
+    }
+
+    pub fn delete(&mut self, name: &str) -> Result<()> {
+        self.send_line(&format!("DELETE {}", quote_arg(name)))?;
+        self.read_json().map(drop)
+    }
+
+    /// Downloads `name` into `sink`, decoding and hashing as it streams.
+    /// Checks that the base64 is valid and complete and that the decoded
+    /// length is the one its text implies.
+    pub fn get(&mut self, name: &str, sink: &mut dyn Write) -> Result<Download> {
+        self.send_line(&format!("GET {}", quote_arg(name)))?;
+        // The head: everything up to the opening quote of data_file.
+        let body_at = loop {
+            let p = self.pending();
+            if let Some(at) = find_data_file(p) {
+                break at;
+            }
+            if let Some(i) = find(p, TERMINATOR) {
+                let body = p[..i].to_vec();
+                self.consume(i + TERMINATOR.len());
+                parse_json(&body)?;
+                return Err(ClientError::Protocol("GET answer without data_file".into()));
+            }
+            if p.len() > 64 * 1024 {
+                return Err(ClientError::Protocol("GET head too long".into()));
+            }
+            self.fill()?;
+        };
+        let head = &self.pending()[..body_at];
+        let head_ok = head.starts_with(b"{") && find(head, b"\"OK\"").is_some();
+        if !head_ok {
+            return Err(ClientError::Protocol("GET answer head is not OK".into()));
+        }
+        self.consume(body_at);
+        let mut decoder = LineDecoder::new();
+        let mut hasher = Sha256::new();
+        let mut out = Vec::with_capacity(self.buf.len());
+        let mut text_len: u64 = 0;
+        loop {
+            let p = self.pending();
+            let (chunk, done) = match p.iter().position(|&b| b == b'"') {
+                Some(i) => (&p[..i], Some(i)),
+                None => (p, None),
+            };
+            text_len += chunk.len() as u64;
+            out.clear();
+            decoder
+                .feed(chunk, &mut out)
+                .map_err(|e| ClientError::Verify(format!("GET {name}: {e}")))?;
+            hasher.update(&out);
+            sink.write_all(&out)?;
+            match done {
+                Some(i) => {
+                    self.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = self.pending().len();
+                    self.consume(n);
+                    self.fill()?;
+                }
+            }
+        }
+        let bytes = decoder
+            .finish_line()
+            .map_err(|e| ClientError::Verify(format!("GET {name}: {e}")))?;
+        let expected_max = text_len / 4 * 3;
+        if bytes > expected_max || bytes + 2 < expected_max {
+            return Err(ClientError::Verify(format!(
+                "GET {name}: decoded {bytes} bytes from {text_len} base64 bytes"
+            )));
+        }
+        let tail = self.read_response()?;
+        if tail
+            .iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .ne(b"}".iter())
+        {
+            return Err(ClientError::Protocol(format!(
+                "GET {name}: unexpected bytes after the content: {:?}",
+                String::from_utf8_lossy(&tail)
+            )));
+        }
+        Ok(Download {
+            bytes,
+            sha256: hex(&hasher.finalize()),
+        })
+    }
+
+    /// Streams `src` as a base64 upload. With `name`, stores it under that name;
+    /// without, under its SHA-256 name, which is checked against the local hash.
+    pub fn upload(&mut self, name: Option<&str>, src: &mut dyn Read) -> Result<Upload> {
+        let line = match name {
+            Some(n) => format!("UPLOAD {}", quote_arg(n)),
+            None => "UPLOAD".to_string(),
+        };
+        self.send_line(&line)?;
+        let ready = self.read_response()?;
+        if !ready.starts_with(b"READY") {
+            parse_json(&ready)?;
+            return Err(ClientError::Protocol("expected READY".into()));
+        }
+        let mut raw = vec![0u8; UPLOAD_CHUNK];
+        let mut text = Vec::with_capacity(UPLOAD_CHUNK / 3 * 4 + 1);
+        let mut hasher = Sha256::new();
+        let mut head = Vec::new();
+        let mut bytes: u64 = 0;
+        loop {
+            let n = read_full(src, &mut raw)?;
+            if n == 0 {
+                break;
+            }
+            if head.len() < 8 {
+                head.extend_from_slice(&raw[..n.min(8)]);
+            }
+            hasher.update(&raw[..n]);
+            bytes += n as u64;
+            text.clear();
+            encode_chunk(&raw[..n], &mut text);
+            text.push(b'\n');
+            if let Err(e) = self.stream.write_all(&text) {
+                return Err(self.error_after_write_failure(e));
+            }
+            if n < raw.len() {
+                break;
+            }
+        }
+        if let Err(e) = self.stream.write_all(b"ENDUPLOAD\n") {
+            return Err(self.error_after_write_failure(e));
+        }
+        let v = self.read_json()?;
+        let stored = v["data"]["file_path"]
+            .as_str()
+            .ok_or_else(|| ClientError::Protocol("UPLOAD answer without data.file_path".into()))?
+            .to_string();
+        let sha = hex(&hasher.finalize());
+        let expected = match name {
+            Some(n) => n.to_string(),
+            None => format!("{sha}{}", detect_extension(&head)),
+        };
+        if stored != expected {
+            return Err(ClientError::Verify(format!(
+                "stored as {stored:?}, expected {expected:?}"
+            )));
+        }
+        Ok(Upload {
+            name: stored,
+            bytes,
+            sha256: sha,
+        })
+    }
+
+    /// `UPLOAD <name> <base64>`: the whole (small) file on the request line.
+    pub fn upload_inline(&mut self, name: &str, data: &[u8]) -> Result<Upload> {
+        let mut text = Vec::new();
+        encode_chunk(data, &mut text);
+        let line = format!(
+            "UPLOAD {} {}",
+            quote_arg(name),
+            String::from_utf8_lossy(&text)
+        );
+        self.send_line(&line)?;
+        let v = self.read_json()?;
+        let stored = v["data"]["file_path"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if stored != name {
+            return Err(ClientError::Verify(format!(
+                "stored as {stored:?}, expected {name:?}"
+            )));
+        }
+        Ok(Upload {
+            name: stored,
+            bytes: data.len() as u64,
+            sha256: hex(&Sha256::digest(data)),
+        })
+    }
+
+    /// The server may have answered ERROR and closed while we were still sending:
+    /// its reason is more useful than the write error.
+    fn error_after_write_failure(&mut self, e: io::Error) -> ClientError {
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(2)));
+        match self.read_json() {
+            Err(ClientError::Server(m)) => ClientError::Server(m),
+            _ => ClientError::Io(e),
+        }
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ClientError::Protocol(format!(
+            "invalid JSON ({e}): {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    })?;
+    match v["status"].as_str() {
+        Some("OK") => Ok(v),
+        Some("ERROR") => Err(ClientError::Server(
+            v["data"].as_str().unwrap_or("(no reason)").to_string(),
+        )),
+        _ => Err(ClientError::Protocol("response without status".into())),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Offset just past `"data_file": "` (any spacing) in a GET head.
+fn find_data_file(p: &[u8]) -> Option<usize> {
+    let key = b"\"data_file\"";
+    let at = find(p, key)? + key.len();
+    let mut i = at;
+    while p.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    if p.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    while p.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    (p.get(i) == Some(&b'"')).then_some(i + 1)
+}
+
+/// Reads until `buf` is full or the source ends.
+pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,17 @@
+//! fsbench: a workbench for stress-testing concurrent file servers.
+//!
+//! - [`protocol`]: the wire format (request lines, JSON, streaming base64);
+//! - [`store`]: the flat file store the server serves;
+//! - [`server`]: the `mio` acceptor, the connection handler and the two worker pools;
+//! - [`client`]: the client library;
+//! - [`cli`]: the command line of the `fsbench` binary;
+//! - [`sys`]: the one module with `unsafe` and `libc`.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod log;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod sys;

@@ -1,0 +1,201 @@
+//! Streaming base64 (standard alphabet, padded), in bounded memory.
+//!
+//! [`LineDecoder`] decodes one base64 line fed in arbitrary pieces: it keeps at
+//! most three pending characters, rejects any byte outside the alphabet,
+//! padding anywhere but at the end of the line, and non-canonical trailing
+//! bits. [`encode_chunk`] encodes a chunk whose length is a multiple of 3
+//! (or the last chunk) so that chunks concatenate into one valid base64 text.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+/// Why a base64 line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum B64Error {
+    BadChar(u8),
+    PaddingMidLine,
+    BadPadding,
+    BadLength,
+}
+
+impl std::fmt::Display for B64Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            B64Error::BadChar(b) => {
+                write!(f, "invalid base64: byte 0x{b:02x} is not in the alphabet")
+            }
+            B64Error::PaddingMidLine => {
+                f.write_str("invalid base64: padding in the middle of a line")
+            }
+            B64Error::BadPadding => f.write_str("invalid base64: bad padding"),
+            B64Error::BadLength => {
+                f.write_str("invalid base64: line length is not a multiple of 4")
+            }
+        }
+    }
+}
+
+fn in_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+/// Decodes one line of base64 given in pieces.
+#[derive(Debug, Default)]
+pub struct LineDecoder {
+    pending: [u8; 4],
+    npending: usize,
+    /// A padded quad was decoded: nothing may follow on this line.
+    ended: bool,
+    /// Decoded bytes of the whole line so far.
+    pub decoded: u64,
+}
+
+impl LineDecoder {
+    pub fn new() -> LineDecoder {
+        LineDecoder::default()
+    }
+
+    /// Decodes `input`, appending the bytes to `out` (which grows by at most `input.len()`).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), B64Error> {
+        let mut i = 0;
+        while i < input.len() {
+            if self.ended {
+                return Err(B64Error::PaddingMidLine);
+            }
+            if self.npending == 0 && input.len() - i >= 4 {
+                // Fast path: the longest run of whole quads with no padding.
+                let mut end = i;
+                while input.len() - end >= 4 && input[end..end + 4].iter().all(|&b| in_alphabet(b))
+                {
+                    end += 4;
+                }
+                if end > i {
+                    let start = out.len();
+                    out.resize(start + (end - i) / 4 * 3, 0);
+                    let n = STANDARD
+                        .decode_slice(&input[i..end], &mut out[start..])
+                        .map_err(|_| B64Error::BadPadding)?;
+                    out.truncate(start + n);
+                    self.decoded += n as u64;
+                    i = end;
+                    continue;
+                }
+            }
+            let b = input[i];
+            if !in_alphabet(b) && b != b'=' {
+                return Err(B64Error::BadChar(b));
+            }
+            self.pending[self.npending] = b;
+            self.npending += 1;
+            i += 1;
+            if self.npending == 4 {
+                self.flush_quad(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_quad(&mut self, out: &mut Vec<u8>) -> Result<(), B64Error> {
+        let q = self.pending;
+        self.npending = 0;
+        let pad = match (q[2] == b'=', q[3] == b'=') {
+            (false, false) => 0,
+            (false, true) => 1,
+            (true, true) => 2,
+            (true, false) => return Err(B64Error::PaddingMidLine),
+        };
+        if q[0] == b'=' || q[1] == b'=' {
+            return Err(B64Error::BadPadding);
+        }
+        let mut buf = [0u8; 3];
+        let n = STANDARD
+            .decode_slice(q, &mut buf)
+            .map_err(|_| B64Error::BadPadding)?;
+        out.extend_from_slice(&buf[..n]);
+        self.decoded += n as u64;
+        if pad > 0 {
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    /// The line is over: it must have ended on a whole quad. Resets for the next line.
+    pub fn finish_line(&mut self) -> Result<u64, B64Error> {
+        let pending = self.npending;
+        let decoded = self.decoded;
+        *self = LineDecoder::new();
+        if pending != 0 {
+            return Err(B64Error::BadLength);
+        }
+        Ok(decoded)
+    }
+}
+
+/// Appends the base64 of `chunk` to `out`. Chunks concatenate correctly when
+/// every chunk but the last has a length that is a multiple of 3.
+pub fn encode_chunk(chunk: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + chunk.len().div_ceil(3) * 4, 0);
+    let n = STANDARD
+        .encode_slice(chunk, &mut out[start..])
+        .expect("buffer sized for the encoding");
+    out.truncate(start + n);
+}
+
+/// Whole-buffer helpers for small payloads (inline uploads, tests).
+pub fn encode(data: &[u8]) -> String {
+    STANDARD.encode(data)
+}
+
+pub fn decode(text: &[u8]) -> Result<Vec<u8>, B64Error> {
+    let mut d = LineDecoder::new();
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    d.feed(text, &mut out)?;
+    d.finish_line()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_in_any_pieces() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for len in [0usize, 1, 2, 3, 4, 5, 998, 999, 1000] {
+            let text = encode(&data[..len]);
+            for piece in [1usize, 2, 3, 5, 7, 64, 4096] {
+                let mut d = LineDecoder::new();
+                let mut out = Vec::new();
+                for p in text.as_bytes().chunks(piece) {
+                    d.feed(p, &mut out).unwrap();
+                }
+                assert_eq!(d.finish_line().unwrap(), len as u64);
+                assert_eq!(out, &data[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn strict() {
+        assert_eq!(decode(b"aGVsbG8"), Err(B64Error::BadLength));
+        assert_eq!(decode(b"aGV!bG8="), Err(B64Error::BadChar(b'!')));
+        assert_eq!(decode(b"aG=sbG8="), Err(B64Error::PaddingMidLine));
+        assert_eq!(decode(b"aGk=aGk="), Err(B64Error::PaddingMidLine));
+        assert_eq!(decode(b"a==="), Err(B64Error::BadPadding));
+        assert_eq!(decode(b"===="), Err(B64Error::BadPadding));
+        assert_eq!(decode(b"aGl="), Err(B64Error::BadPadding)); // non-canonical trailing bits
+        assert_eq!(decode(b"aGk\n"), Err(B64Error::BadChar(b'\n')));
+        assert_eq!(decode(b"aGk=").unwrap(), b"hi");
+    }
+
+    #[test]
+    fn chunked_encoding_concatenates() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        for c in data.chunks(3 * 1000) {
+            encode_chunk(c, &mut out);
+        }
+        assert_eq!(out, encode(&data).into_bytes());
+    }
+}

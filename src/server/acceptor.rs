@@ -1,0 +1,423 @@
+//! The acceptor: one `mio` event loop that owns every connection not being served.
+//!
+//! It accepts until `WouldBlock`, reads each connection's next request line
+//! itself without blocking and within the request deadline, and hands only a
+//! connection with a complete line (or a line at the limit) to the worker pool.
+//! A silent client therefore never holds a worker. When the pool has no room,
+//! ready connections wait here and the loop stops accepting, so newcomers wait
+//! in the kernel's backlog instead of being refused.
+//! The acceptor never does blocking I/O and never serves a request itself.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::protocol::{json, Limits};
+use crate::server::pool::{Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::stats::ServerStats;
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+pub const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// How long accepting pauses after running out of descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// A connection waiting for its next request line.
+struct Waiting {
+    stream: TcpStream,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+    idle_deadline: Instant,
+    request_deadline: Option<Instant>,
+}
+
+pub struct AcceptorConfig {
+    pub limits: Limits,
+    /// Most connections the event loop holds (waiting or ready) before it stops accepting.
+    pub max_connections: usize,
+    pub drain_timeout: Duration,
+}
+
+pub struct Acceptor<P: WorkerPool> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    signals: OwnedFd,
+    pool: P,
+    conns: Slab<Waiting>,
+    ready: VecDeque<Job>,
+    cfg: AcceptorConfig,
+    stats: Arc<ServerStats>,
+    accept_paused_until: Option<Instant>,
+    /// Connections handed to the pool and not yet back.
+    in_pool: usize,
+}
+
+impl<P: WorkerPool> Acceptor<P> {
+    pub fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        signals: OwnedFd,
+        mut pool: P,
+        cfg: AcceptorConfig,
+        stats: Arc<ServerStats>,
+    ) -> io::Result<Self> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        pool.register(poll.registry())?;
+        Ok(Acceptor {
+            poll,
+            listener: Some(listener),
+            signals,
+            pool,
+            conns: Slab::new(),
+            ready: VecDeque::new(),
+            cfg,
+            stats,
+            accept_paused_until: None,
+            in_pool: 0,
+        })
+    }
+
+    /// Runs until SIGINT/SIGTERM, then drains and returns.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut returned = Vec::new();
+        let mut drain_deadline: Option<Instant> = None;
+        let mut pool_timer: Option<Instant> = None;
+        loop {
+            let timeout = self.next_timeout([drain_deadline, pool_timer]);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if interrupted(&e) {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => {}
+                    WAKER => {}
+                    SIGNALS => {
+                        if let Some(sig) = crate::sys::drain_fd(self.signals.as_raw_fd()) {
+                            if drain_deadline.is_none() {
+                                crate::log::info(format_args!(
+                                    "signal {sig}: no longer accepting; draining {} connection(s) in flight",
+                                    self.in_pool + self.ready.len()
+                                ));
+                                drain_deadline = Some(Instant::now() + self.cfg.drain_timeout);
+                                self.start_drain()?;
+                            }
+                        }
+                    }
+                    t if t.0 >= POOL_TOKEN_BASE => {
+                        self.pool.on_event(self.poll.registry(), t, event)?
+                    }
+                    t => self.on_readable(t.0),
+                }
+            }
+            self.pool.take_returned(&mut returned);
+            for r in returned.drain(..) {
+                self.on_returned(r, drain_deadline.is_some());
+            }
+            pool_timer = self.pool.maintain(self.poll.registry());
+            self.expire(Instant::now());
+            self.dispatch_ready();
+            if let Some(deadline) = drain_deadline {
+                if (self.ready.is_empty() && self.pool.is_idle()) || Instant::now() >= deadline {
+                    if !self.pool.is_idle() {
+                        crate::log::info(format_args!(
+                            "drain timeout: closing with work still in flight"
+                        ));
+                    }
+                    self.pool
+                        .shutdown(deadline.max(Instant::now() + Duration::from_millis(100)));
+                    crate::log::info(format_args!("stopped"));
+                    return Ok(());
+                }
+            } else {
+                self.accept();
+            }
+        }
+    }
+
+    fn next_timeout(&self, timers: [Option<Instant>; 2]) -> Duration {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(1);
+        for (_, c) in self.conns.iter() {
+            next = next.min(c.idle_deadline);
+            if let Some(d) = c.request_deadline {
+                next = next.min(d);
+            }
+        }
+        for t in timers
+            .into_iter()
+            .chain([self.accept_paused_until])
+            .flatten()
+        {
+            next = next.min(t);
+        }
+        next.saturating_duration_since(now)
+    }
+
+    fn start_drain(&mut self) -> io::Result<()> {
+        if let Some(mut l) = self.listener.take() {
+            self.poll.registry().deregister(&mut l)?;
+        }
+        for mut c in self.conns.drain() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        self.pool.drain();
+        Ok(())
+    }
+
+    fn accept(&mut self) {
+        if let Some(t) = self.accept_paused_until {
+            if Instant::now() < t {
+                return;
+            }
+            self.accept_paused_until = None;
+        }
+        while self.ready.is_empty()
+            && self.pool.has_room()
+            && self.conns.len() + self.in_pool < self.cfg.max_connections
+        {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    self.stats.connections_accepted.fetch_add(1, Relaxed);
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, Token(key), Interest::READABLE)
+                    {
+                        crate::log::info(format_args!(
+                            "cannot register connection from {peer}: {e}"
+                        ));
+                        continue;
+                    }
+                    crate::log::debug(format_args!("accepted {peer}"));
+                    let now = Instant::now();
+                    entry.insert(Waiting {
+                        stream,
+                        peer,
+                        buf: Vec::new(),
+                        idle_deadline: now + self.cfg.limits.idle_timeout,
+                        request_deadline: None,
+                    });
+                    // Data that came with the connection does not raise a new edge: read now.
+                    self.on_readable(key);
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) if out_of_descriptors(&e) => {
+                    crate::log::info(format_args!("accept: {e}; pausing accepts"));
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    break;
+                }
+                Err(e) => {
+                    // ECONNABORTED and the like concern one connection only.
+                    crate::log::debug(format_args!("accept: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Reads what a waiting connection sent; hands it over once a request line is complete.
+    fn on_readable(&mut self, key: usize) {
+        let limit = self.cfg.limits.max_line + 1;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        let mut closed = false;
+        loop {
+            let room = limit.saturating_sub(c.buf.len());
+            if room == 0 {
+                break;
+            }
+            let want = room.min(chunk.len());
+            match c.stream.read(&mut chunk[..want]) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    c.buf.extend_from_slice(&chunk[..n]);
+                    let now = Instant::now();
+                    c.idle_deadline = now + self.cfg.limits.idle_timeout;
+                    strip_empty_lines(&mut c.buf);
+                    if c.buf.is_empty() {
+                        c.request_deadline = None;
+                    } else if c.request_deadline.is_none() {
+                        c.request_deadline = Some(now + self.cfg.limits.request_timeout);
+                    }
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => continue,
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let complete = c.buf.contains(&b'\n') || c.buf.len() >= limit;
+        if closed {
+            self.close(key);
+        } else if complete {
+            self.hand_over(key);
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        let mut c = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        crate::log::debug(format_args!("closed {}", c.peer));
+        // A descriptor was freed: accepting can resume at once.
+        self.accept_paused_until = None;
+    }
+
+    fn hand_over(&mut self, key: usize) {
+        let mut c = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let stream: std::net::TcpStream = c.stream.into();
+        self.ready.push_back(Job {
+            stream,
+            pending: c.buf,
+            peer: c.peer,
+        });
+        self.dispatch_ready();
+    }
+
+    fn dispatch_ready(&mut self) {
+        while let Some(job) = self.ready.pop_front() {
+            match self.pool.submit(job) {
+                Ok(()) => self.in_pool += 1,
+                Err(job) => {
+                    self.ready.push_front(job);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_returned(&mut self, r: Returned, draining: bool) {
+        self.in_pool = self.in_pool.saturating_sub(1);
+        self.stats.record(r.worker, &r.report);
+        let Some((stream, pending)) = r.back else {
+            self.accept_paused_until = None;
+            return;
+        };
+        if draining {
+            return;
+        }
+        if pending.contains(&b'\n') {
+            self.ready.push_back(Job {
+                stream,
+                pending,
+                peer: r.peer,
+            });
+            return;
+        }
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut stream = TcpStream::from_std(stream);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let request_deadline = (!pending.is_empty()).then(|| now + self.cfg.limits.request_timeout);
+        entry.insert(Waiting {
+            stream,
+            peer: r.peer,
+            buf: pending,
+            idle_deadline: now + self.cfg.limits.idle_timeout,
+            request_deadline,
+        });
+        // Bytes may have arrived between the worker's last read and the registration.
+        self.on_readable(key);
+    }
+
+    /// Closes connections past their idle or request deadline, telling them why.
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<(usize, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| {
+                if c.request_deadline.is_some_and(|d| now >= d) {
+                    Some((k, "request line not received in time"))
+                } else if now >= c.idle_deadline {
+                    Some((k, "idle timeout"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (key, reason) in expired {
+            self.stats.connections_timed_out.fetch_add(1, Relaxed);
+            if let Some(c) = self.conns.get_mut(key) {
+                // Best effort, never blocking: the socket is non-blocking.
+                let _ = c.stream.write(&json::error_response(reason));
+                crate::log::debug(format_args!("{}: {reason}", c.peer));
+            }
+            self.close(key);
+        }
+    }
+}
+
+/// Drops the empty lines at the front of a request buffer (they are ignored).
+fn strip_empty_lines(buf: &mut Vec<u8>) {
+    let mut i = 0;
+    loop {
+        if buf[i..].starts_with(b"\n") {
+            i += 1;
+        } else if buf[i..].starts_with(b"\r\n") {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    if i > 0 {
+        buf.drain(..i);
+    }
+}

@@ -1,0 +1,562 @@
+//! The connection handler: serves the requests of one connection with
+//! blocking I/O, in a worker thread or a worker process alike.
+//!
+//! It starts with the bytes the acceptor already read (at least one whole
+//! request line, or a line that hit the limit), serves every request already
+//! waiting, and then gives the connection back to the event loop instead of
+//! blocking on a client that has nothing more to say. Memory per connection
+//! is bounded by the line limit plus a few 64 KiB buffers, whatever the file
+//! size. It must never panic on client input, and never touch the store
+//! except through [`Store`].
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::protocol::base64::{encode_chunk, LineDecoder};
+use crate::protocol::json::{self, Obj};
+use crate::protocol::request::inline_upload_head;
+use crate::protocol::{
+    check_name, detect_extension, hex, parse_request, Limits, Request, END_UPLOAD, READY,
+};
+use crate::server::stats::Report;
+use crate::store::{Store, TempFile};
+
+/// Raw bytes read per GET chunk: a multiple of 3, so chunks encode independently.
+const GET_CHUNK: usize = 48 * 1024;
+/// Read buffer beyond the line limit.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the handler needs from the server around it.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub limits: &'a Limits,
+    /// The `data` object for STATS.
+    pub stats_json: &'a dyn Fn() -> String,
+    /// True once the server is shutting down: finish the request, then close.
+    pub draining: &'a dyn Fn() -> bool,
+}
+
+/// What becomes of the connection after the worker is done with it.
+pub enum After {
+    /// Open, with nothing complete waiting: back to the event loop, with the bytes of a partial line.
+    GiveBack(TcpStream, Vec<u8>),
+    Close,
+}
+
+/// A connection with its read buffer: `buf[start..end]` is read but not consumed.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    report: Report,
+}
+
+enum Fill {
+    Data,
+    Eof,
+    WouldBlock,
+}
+
+impl Conn {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes (blocking, under the socket's timeouts).
+    fn fill(&mut self) -> io::Result<Fill> {
+        if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            return Err(io::Error::other("read buffer full"));
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(Fill::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    self.report.bytes_in += n as u64;
+                    return Ok(Fill::Data);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::WouldBlock),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One read without blocking (to see whether the client has more to say).
+    fn fill_nonblocking(&mut self) -> io::Result<Fill> {
+        self.stream.set_nonblocking(true)?;
+        let r = self.fill();
+        self.stream.set_nonblocking(false)?;
+        r
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.report.bytes_out += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Drops the empty lines at the front (PROTOCOL.md: they are ignored).
+    fn skip_empty_lines(&mut self) {
+        loop {
+            let p = self.pending();
+            let n = if p.starts_with(b"\n") {
+                1
+            } else if p.starts_with(b"\r\n") {
+                2
+            } else {
+                return;
+            };
+            self.consume(n);
+        }
+    }
+
+    /// Position of the next `\n` in the pending bytes.
+    fn newline(&self) -> Option<usize> {
+        self.pending().iter().position(|&b| b == b'\n')
+    }
+}
+
+/// Serves a connection handed over by the acceptor with `pending` bytes already read.
+pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) {
+    let cap = ctx.limits.max_line + 2 + READ_CHUNK;
+    let mut buf = pending;
+    let end = buf.len();
+    if buf.len() < cap {
+        buf.resize(cap, 0);
+    }
+    let mut c = Conn {
+        stream,
+        buf,
+        start: 0,
+        end,
+        report: Report {
+            ok: true,
+            ..Report::default()
+        },
+    };
+    let idle = Some(ctx.limits.idle_timeout);
+    if let Err(e) = c
+        .stream
+        .set_nonblocking(false)
+        .and_then(|_| c.stream.set_read_timeout(idle))
+        .and_then(|_| c.stream.set_write_timeout(idle))
+    {
+        crate::log::debug(format_args!("connection setup failed: {e}"));
+        c.report.ok = false;
+        return (After::Close, c.report);
+    }
+    let after = serve_loop(&mut c, ctx);
+    (after, c.report)
+}
+
+fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
+    loop {
+        c.skip_empty_lines();
+        let line_end = c.newline();
+        if line_end.is_none() && c.pending().len() <= ctx.limits.max_line {
+            // Nothing complete waiting: see, without blocking, whether more came.
+            if (ctx.draining)() {
+                return After::Close;
+            }
+            match c.fill_nonblocking() {
+                Ok(Fill::Data) => continue,
+                Ok(Fill::WouldBlock) => {
+                    let rest = c.pending().to_vec();
+                    let stream = c.stream.try_clone();
+                    return match stream {
+                        Ok(s) => After::GiveBack(s, rest),
+                        Err(_) => After::Close,
+                    };
+                }
+                Ok(Fill::Eof) => return After::Close,
+                Err(_) => {
+                    c.report.ok = false;
+                    return After::Close;
+                }
+            }
+        }
+        c.report.requests += 1;
+        let result = match line_end {
+            Some(n) => {
+                let line = c.pending()[..n].to_vec();
+                c.consume(n + 1);
+                handle_line(c, ctx, &line)
+            }
+            None => handle_long_line(c, ctx),
+        };
+        match result {
+            Ok(()) => {}
+            Err(Error::Request(reason)) => {
+                c.report.ok = false;
+                crate::log::debug(format_args!("request failed: {reason}"));
+                if c.send(&json::error_response(&reason)).is_err() {
+                    return After::Close;
+                }
+            }
+            Err(Error::Fatal(reason)) => {
+                c.report.ok = false;
+                crate::log::debug(format_args!("closing connection: {reason}"));
+                if c.send(&json::error_response(&reason)).is_ok() {
+                    linger_close(c);
+                }
+                return After::Close;
+            }
+            Err(Error::Io(e)) => {
+                c.report.ok = false;
+                crate::log::debug(format_args!("connection broken: {e}"));
+                return After::Close;
+            }
+        }
+    }
+}
+
+/// After a fatal error: stop sending, and read (discarding) for a short while so
+/// the client gets the ERROR instead of a reset for the bytes it still sends.
+fn linger_close(c: &mut Conn) {
+    let _ = c.stream.shutdown(Shutdown::Write);
+    let _ = c.stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut budget: u64 = 256 << 20;
+    let mut scratch = [0u8; 16 * 1024];
+    while Instant::now() < until && budget > 0 {
+        match c.stream.read(&mut scratch) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => budget = budget.saturating_sub(n as u64),
+        }
+    }
+}
+
+fn handle_line(c: &mut Conn, ctx: &Ctx, line: &[u8]) -> Result<()> {
+    let request = parse_request(line).map_err(|e| Error::request(e.to_string()))?;
+    crate::log::debug(format_args!("request {}", describe(&request)));
+    match request {
+        Request::List => {
+            let names = ctx.store.list()?;
+            let data = json::str_array(names.iter().map(String::as_str));
+            c.send(&json::response(
+                Obj::new().str("status", "OK").raw("data", &data),
+            ))?;
+        }
+        Request::Stats => {
+            let data = (ctx.stats_json)();
+            c.send(&json::response(
+                Obj::new().str("status", "OK").raw("data", &data),
+            ))?;
+        }
+        Request::Get(name) => send_file(c, ctx, &name)?,
+        Request::Delete(name) => {
+            ctx.store.delete(&name)?;
+            c.send(&json::response(
+                Obj::new()
+                    .str("status", "OK")
+                    .str("message", "File deleted successfully"),
+            ))?;
+        }
+        Request::StrayEndUpload => {
+            return Err(Error::request("ENDUPLOAD without an upload in progress"))
+        }
+        Request::Upload(name) => {
+            if let Some(n) = &name {
+                check_name(n).map_err(Error::Request)?;
+            }
+            let mut sink = UploadSink::new(ctx)?;
+            c.send(READY)?;
+            let outcome = read_upload_body(c, ctx, &mut sink)?;
+            finish_upload(c, ctx, sink, outcome, name)?;
+        }
+        Request::UploadInline(name, body) => {
+            check_name(&name).map_err(Error::Request)?;
+            let mut sink = UploadSink::new(ctx)?;
+            let mut decoder = LineDecoder::new();
+            let outcome = sink
+                .feed(&mut decoder, &body)
+                .and_then(|_| sink.end_line(&mut decoder));
+            finish_upload(c, ctx, sink, outcome.err(), Some(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn describe(r: &Request) -> String {
+    match r {
+        Request::UploadInline(name, body) => {
+            format!("UPLOAD {name:?} <{} base64 bytes>", body.len())
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A request line over the limit: an inline upload is streamed, anything else is refused.
+fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
+    let Some((name, body_start)) = inline_upload_head(c.pending()) else {
+        return Err(Error::fatal(format!(
+            "request line longer than {} bytes",
+            ctx.limits.max_line
+        )));
+    };
+    c.consume(body_start);
+    let name = name
+        .map_err(|e| e.to_string())
+        .and_then(|n| check_name(&n).map(|_| n));
+    let mut sink = match &name {
+        Ok(_) => Some(UploadSink::new(ctx)?),
+        Err(_) => None,
+    };
+    // The whole upload is one base64 line: its limit is the upload limit's encoding.
+    let line_limit = ctx.limits.max_upload.div_ceil(3) * 4;
+    let mut failure = match (&name, &sink) {
+        (Err(reason), _) => Some(reason.clone()),
+        _ => None,
+    };
+    let mut decoder = LineDecoder::new();
+    let line_done = stream_line(c, line_limit, |chunk| {
+        if let (None, Some(s)) = (&failure, sink.as_mut()) {
+            failure = s.feed(&mut decoder, chunk).err();
+        }
+    })?;
+    if !line_done {
+        return Err(Error::fatal("upload line too long"));
+    }
+    if let (None, Some(s)) = (&failure, sink.as_mut()) {
+        failure = s.end_line(&mut decoder).err();
+    }
+    match (sink, name) {
+        (Some(s), Ok(n)) => finish_upload(c, ctx, s, failure, Some(n)),
+        _ => Err(Error::Request(failure.unwrap_or_default())),
+    }
+}
+
+/// Streams the rest of the current line to `f` in pieces (without `\r\n`),
+/// consuming it and its newline. Returns false if the line ran over `limit`
+/// (then it is not consumed to its end).
+fn stream_line(c: &mut Conn, limit: u64, mut f: impl FnMut(&[u8])) -> Result<bool> {
+    let mut len: u64 = 0;
+    loop {
+        if let Some(n) = c.newline() {
+            let p = &c.pending()[..n];
+            let p = p.strip_suffix(b"\r").unwrap_or(p);
+            len += p.len() as u64;
+            if len > limit {
+                return Ok(false);
+            }
+            f(p);
+            c.consume(n + 1);
+            return Ok(true);
+        }
+        // Keep a trailing '\r': it may be the first half of "\r\n".
+        let avail = c.pending().len();
+        let take = if c.pending().ends_with(b"\r") {
+            avail - 1
+        } else {
+            avail
+        };
+        len += take as u64;
+        if len > limit {
+            return Ok(false);
+        }
+        f(&c.pending()[..take]);
+        c.consume(take);
+        match c.fill()? {
+            Fill::Data => {}
+            Fill::Eof => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
+            Fill::WouldBlock => return Err(Error::Io(io::ErrorKind::TimedOut.into())),
+        }
+    }
+}
+
+/// Reads the body of a streamed upload up to `ENDUPLOAD`. After the first bad
+/// line the rest of the body is read and discarded (so the stream stays in
+/// step and the client gets the ERROR); the reason is returned.
+fn read_upload_body(c: &mut Conn, ctx: &Ctx, sink: &mut UploadSink) -> Result<Option<String>> {
+    let mut failure: Option<String> = None;
+    let mut decoder = LineDecoder::new();
+    loop {
+        // Enough bytes to tell "ENDUPLOAD" from a base64 line.
+        while c.newline().is_none() && c.pending().len() < END_UPLOAD.len() + 2 {
+            match c.fill()? {
+                Fill::Data => {}
+                Fill::Eof => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
+                Fill::WouldBlock => return Err(Error::Io(io::ErrorKind::TimedOut.into())),
+            }
+        }
+        if let Some(n) = c.newline() {
+            let line = &c.pending()[..n];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line == END_UPLOAD {
+                c.consume(n + 1);
+                return Ok(failure);
+            }
+            if line.is_empty() {
+                c.consume(n + 1);
+                continue;
+            }
+        }
+        let done = stream_line(c, ctx.limits.max_upload_line as u64, |chunk| {
+            if failure.is_none() {
+                failure = sink.feed(&mut decoder, chunk).err();
+            }
+        })?;
+        if !done {
+            sink.abort();
+            return Err(Error::fatal(format!(
+                "upload line longer than {} bytes",
+                ctx.limits.max_upload_line
+            )));
+        }
+        if failure.is_none() {
+            failure = sink.end_line(&mut decoder).err();
+        } else {
+            decoder = LineDecoder::new();
+        }
+        if failure.is_some() {
+            sink.abort();
+        }
+    }
+}
+
+fn finish_upload(
+    c: &mut Conn,
+    ctx: &Ctx,
+    sink: UploadSink,
+    failure: Option<String>,
+    name: Option<String>,
+) -> Result<()> {
+    if let Some(reason) = failure {
+        return Err(Error::Request(reason));
+    }
+    let (tmp, digest, head) = sink.finish()?;
+    let stored = match name {
+        Some(n) => n,
+        None => format!("{}{}", hex(&digest), detect_extension(&head)),
+    };
+    ctx.store.commit(tmp, &stored)?;
+    let data = Obj::new().str("file_path", &stored).finish();
+    c.send(&json::response(
+        Obj::new()
+            .str("status", "OK")
+            .str("message", "File uploaded successfully")
+            .raw("data", &data),
+    ))?;
+    crate::log::debug(format_args!("stored {stored}"));
+    Ok(())
+}
+
+/// Where decoded upload bytes go: the temp file, the hash, the size check.
+struct UploadSink {
+    tmp: Option<TempFile>,
+    hasher: Sha256,
+    total: u64,
+    max: u64,
+    head: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl UploadSink {
+    fn new(ctx: &Ctx) -> Result<UploadSink> {
+        Ok(UploadSink {
+            tmp: Some(ctx.store.begin_upload()?),
+            hasher: Sha256::new(),
+            total: 0,
+            max: ctx.limits.max_upload,
+            head: Vec::with_capacity(8),
+            out: Vec::with_capacity(READ_CHUNK),
+        })
+    }
+
+    /// Decodes a piece of a base64 line and writes it; the error is the reason for the client.
+    fn feed(&mut self, decoder: &mut LineDecoder, chunk: &[u8]) -> std::result::Result<(), String> {
+        self.out.clear();
+        decoder
+            .feed(chunk, &mut self.out)
+            .map_err(|e| e.to_string())?;
+        self.write_out()
+    }
+
+    fn end_line(&mut self, decoder: &mut LineDecoder) -> std::result::Result<(), String> {
+        decoder.finish_line().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn write_out(&mut self) -> std::result::Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.total += self.out.len() as u64;
+        if self.total > self.max {
+            return Err(format!(
+                "upload larger than the limit of {} bytes",
+                self.max
+            ));
+        }
+        if self.head.len() < 8 {
+            let n = (8 - self.head.len()).min(self.out.len());
+            self.head.extend_from_slice(&self.out[..n]);
+        }
+        self.hasher.update(&self.out);
+        let tmp = self.tmp.as_mut().ok_or("upload aborted")?;
+        tmp.write_all(&self.out)
+            .map_err(|e| format!("write failed: {e}"))
+    }
+
+    /// Drops the temp file now (its Drop removes it).
+    fn abort(&mut self) {
+        self.tmp = None;
+    }
+
+    fn finish(self) -> Result<(TempFile, Vec<u8>, Vec<u8>)> {
+        let tmp = self.tmp.ok_or_else(|| Error::request("upload aborted"))?;
+        Ok((tmp, self.hasher.finalize().to_vec(), self.head))
+    }
+}
+
+/// Streams a GET response: the head, the base64 of the file in chunks, then
+/// the last chunk with the tail and terminator in one write.
+fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
+    let (mut file, _size) = ctx.store.open_read(name)?;
+    c.send(json::get_head(name).as_bytes())?;
+    let mut raw = vec![0u8; GET_CHUNK];
+    let mut out = Vec::with_capacity(GET_CHUNK / 3 * 4 + json::GET_TAIL.len());
+    loop {
+        let n = read_full(&mut file, &mut raw)?;
+        out.clear();
+        encode_chunk(&raw[..n], &mut out);
+        if n < raw.len() {
+            out.extend_from_slice(json::GET_TAIL);
+            c.send(&out)?;
+            return Ok(());
+        }
+        c.send(&out)?;
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

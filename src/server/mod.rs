@@ -1,0 +1,134 @@
+//! The file server: configuration, start-up, and the choice of worker pool.
+//!
+//! `run` binds the listener (loopback by default), prints the address it
+//! listens on as `LISTENING <addr>` on stdout (tests and the sweep read it),
+//! and runs the acceptor over the chosen pool until SIGINT/SIGTERM.
+
+pub mod acceptor;
+pub mod conn;
+pub mod pool;
+pub mod stats;
+pub mod thread_pool;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+
+use crate::protocol::Limits;
+use crate::store::Store;
+use acceptor::{Acceptor, AcceptorConfig, WAKER};
+use stats::ServerStats;
+use thread_pool::ThreadPool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Thread,
+    Process,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Thread => "thread",
+            Mode::Process => "process",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "thread" => Ok(Mode::Thread),
+            "process" => Ok(Mode::Process),
+            _ => Err(format!("unknown mode {s:?} (thread or process)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    pub mode: Mode,
+    pub pool: usize,
+    /// Ready connections that may wait for a free worker.
+    pub queue: usize,
+    pub max_connections: usize,
+    pub backlog: i32,
+    pub fsync: bool,
+    pub limits: Limits,
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: "127.0.0.1:7000".parse().expect("valid address"),
+            root: PathBuf::from("files"),
+            mode: Mode::Thread,
+            pool: 5,
+            queue: 64,
+            max_connections: 4096,
+            backlog: 1024,
+            fsync: true,
+            limits: Limits::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM has been handled.
+pub fn run(cfg: ServerConfig) -> io::Result<()> {
+    let nofile = crate::sys::raise_nofile_limit().unwrap_or(0);
+    let store = Arc::new(Store::open(&cfg.root, cfg.fsync)?);
+    let listener = mio::net::TcpListener::bind(cfg.addr)?;
+    crate::sys::set_backlog(listener.as_raw_fd(), cfg.backlog)?;
+    let local = listener.local_addr()?;
+    let signals = crate::sys::signal_pipe()?;
+    let stats = Arc::new(ServerStats::new(cfg.mode.name(), cfg.pool));
+    crate::log::info(format_args!(
+        "listening on {local}: mode={} pool={} root={} fsync={} nofile={nofile}",
+        cfg.mode.name(),
+        cfg.pool,
+        cfg.root.display(),
+        cfg.fsync
+    ));
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "LISTENING {local}")?;
+        out.flush()?;
+    }
+    let poll = Poll::new()?;
+    let acfg = AcceptorConfig {
+        limits: cfg.limits.clone(),
+        max_connections: cfg.max_connections,
+        drain_timeout: cfg.drain_timeout,
+    };
+    match cfg.mode {
+        Mode::Thread => {
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let pool = ThreadPool::start(
+                cfg.pool,
+                cfg.queue,
+                store,
+                cfg.limits.clone(),
+                stats.clone(),
+                waker,
+            )?;
+            Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run()
+        }
+        Mode::Process => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "--mode process is not implemented yet (see the process-pool issue)",
+        )),
+    }
+}
+
+/// Whether `--mode process` is built in (the process-pool issue).
+pub const PROCESS_MODE_AVAILABLE: bool = false;

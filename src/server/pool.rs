@@ -1,0 +1,55 @@
+//! What the acceptor needs from a worker pool, whichever kind it is.
+//!
+//! The two pools differ only in how a connection reaches a worker (a queue,
+//! or a descriptor over a socketpair) and how the worker reports back.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::{Registry, Token};
+
+use crate::server::stats::Report;
+
+/// Tokens at or above this belong to the pool's own event sources.
+pub const POOL_TOKEN_BASE: usize = 1 << 40;
+
+/// A connection with a complete request line (or a line at the limit), ready to serve.
+pub struct Job {
+    pub stream: TcpStream,
+    /// Bytes already read by the acceptor.
+    pub pending: Vec<u8>,
+    pub peer: SocketAddr,
+}
+
+/// A worker is done with a task.
+pub struct Returned {
+    pub worker: usize,
+    pub report: Report,
+    /// The connection, if it is still open with nothing complete waiting, and the bytes of a partial line.
+    pub back: Option<(TcpStream, Vec<u8>)>,
+    pub peer: SocketAddr,
+}
+
+pub trait WorkerPool {
+    /// Registers the pool's event sources with tokens from [`POOL_TOKEN_BASE`].
+    fn register(&mut self, registry: &Registry) -> io::Result<()>;
+    /// An event on one of the pool's tokens.
+    fn on_event(&mut self, registry: &Registry, token: Token, event: &Event) -> io::Result<()>;
+    /// Can a job be submitted now without waiting?
+    fn has_room(&self) -> bool;
+    /// Hands a job to a worker, or gives it back when there is no room.
+    fn submit(&mut self, job: Job) -> Result<(), Job>;
+    /// Moves the reports that arrived since the last call into `out`.
+    fn take_returned(&mut self, out: &mut Vec<Returned>);
+    /// Nothing queued and nothing in flight.
+    fn is_idle(&self) -> bool;
+    /// Periodic work (process mode: replace dead workers); returns when it wants to run next.
+    fn maintain(&mut self, registry: &Registry) -> Option<Instant>;
+    /// The server is shutting down: workers finish the request at hand and close
+    /// connections instead of giving them back. Queued jobs are still served.
+    fn drain(&mut self);
+    /// Stops the workers (once idle) and waits for them until `deadline`.
+    fn shutdown(&mut self, deadline: Instant);
+}

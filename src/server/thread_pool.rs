@@ -1,0 +1,219 @@
+//! Thread mode: a hand-rolled pool of N `std::thread`s fed through a bounded queue.
+//!
+//! `Arc<Shared { Mutex<State>, Condvar }>` as in tiny-http, with an explicit
+//! shutdown flag, and the `JoinHandle`s kept and joined on shutdown. Workers
+//! report back through a channel and wake the event loop with a `mio::Waker`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::{Registry, Token, Waker};
+
+use crate::protocol::Limits;
+use crate::server::conn::{self, After, Ctx};
+use crate::server::pool::{Job, Returned, WorkerPool};
+use crate::server::stats::ServerStats;
+use crate::store::Store;
+
+struct State {
+    jobs: VecDeque<Job>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    ready: Condvar,
+    /// Jobs taken by a worker and not yet reported.
+    busy: AtomicUsize,
+    draining: AtomicBool,
+}
+
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    returned: Receiver<Returned>,
+    capacity: usize,
+}
+
+impl ThreadPool {
+    /// Starts `size` workers; at most `queue` jobs wait for one.
+    pub fn start(
+        size: usize,
+        queue: usize,
+        store: Arc<Store>,
+        limits: Limits,
+        stats: Arc<ServerStats>,
+        waker: Arc<Waker>,
+    ) -> io::Result<ThreadPool> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                jobs: VecDeque::with_capacity(queue),
+                shutdown: false,
+            }),
+            ready: Condvar::new(),
+            busy: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+        });
+        let (tx, rx) = channel();
+        let mut handles = Vec::with_capacity(size);
+        for id in 0..size {
+            stats.workers[id]
+                .pid
+                .store(std::process::id(), Ordering::Relaxed);
+            let worker = Worker {
+                id,
+                shared: shared.clone(),
+                store: store.clone(),
+                limits: limits.clone(),
+                stats: stats.clone(),
+                tx: tx.clone(),
+                waker: waker.clone(),
+            };
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{id}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        Ok(ThreadPool {
+            shared,
+            handles,
+            returned: rx,
+            capacity: queue.max(1),
+        })
+    }
+}
+
+struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    store: Arc<Store>,
+    limits: Limits,
+    stats: Arc<ServerStats>,
+    tx: Sender<Returned>,
+    waker: Arc<Waker>,
+}
+
+impl Worker {
+    fn run(self) {
+        let stats_json = || self.stats.to_json();
+        let draining = || self.shared.draining.load(Ordering::Relaxed);
+        let ctx = Ctx {
+            store: &self.store,
+            limits: &self.limits,
+            stats_json: &stats_json,
+            draining: &draining,
+        };
+        while let Some(job) = self.next_job() {
+            let peer = job.peer;
+            let (after, report) = conn::serve(job.stream, job.pending, &ctx);
+            let back = match after {
+                After::GiveBack(s, rest) => Some((s, rest)),
+                After::Close => None,
+            };
+            crate::log::debug(format_args!(
+                "worker {} done with {peer}: {report:?}",
+                self.id
+            ));
+            self.shared.busy.fetch_sub(1, Ordering::SeqCst);
+            if self
+                .tx
+                .send(Returned {
+                    worker: self.id,
+                    report,
+                    back,
+                    peer,
+                })
+                .is_err()
+            {
+                return;
+            }
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn next_job(&self) -> Option<Job> {
+        let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                self.shared.busy.fetch_add(1, Ordering::SeqCst);
+                return Some(job);
+            }
+            if st.shutdown {
+                return None;
+            }
+            st = self
+                .shared
+                .ready
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl WorkerPool for ThreadPool {
+    fn register(&mut self, _registry: &Registry) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn on_event(&mut self, _: &Registry, _: Token, _: &Event) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn has_room(&self) -> bool {
+        let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.jobs.len() < self.capacity
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), Job> {
+        let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.jobs.len() >= self.capacity {
+            return Err(job);
+        }
+        st.jobs.push_back(job);
+        drop(st);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    fn take_returned(&mut self, out: &mut Vec<Returned>) {
+        out.extend(self.returned.try_iter());
+    }
+
+    fn is_idle(&self) -> bool {
+        let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.jobs.is_empty() && self.shared.busy.load(Ordering::SeqCst) == 0
+    }
+
+    fn maintain(&mut self, _registry: &Registry) -> Option<Instant> {
+        None
+    }
+
+    fn drain(&mut self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn shutdown(&mut self, deadline: Instant) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutdown = true;
+        self.shared.ready.notify_all();
+        for h in self.handles.drain(..) {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The one place for `unsafe` and `libc`: every raw call is wrapped so the
+//! rest of the crate sees `io::Result` and `OwnedFd`.
+//!
+//! This module must stay small: no protocol, no policy, only system calls.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Runs a libc call and turns `-1` into the current `io::Error` (as mio's `syscall!`).
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        #[allow(unused_unsafe)]
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// Sets the listen backlog of a listening socket (Linux lets `listen` be called again).
+pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
+    syscall!(listen(fd, backlog)).map(drop)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim))?;
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// Write end of the signal pipe, for the handler (async-signal-safe: one `write`).
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte.
+        unsafe {
+            libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
+        }
+    }
+}
+
+/// A non-blocking close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: pipe2 just returned these two fresh descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Routes SIGINT and SIGTERM to a pipe; returns its read end (one byte per signal,
+/// the signal number). The write end lives for the rest of the process.
+pub fn signal_pipe() -> io::Result<OwnedFd> {
+    let (rd, wr) = pipe()?;
+    let old = SIGNAL_FD.swap(wr.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(wr);
+    if old >= 0 {
+        // SAFETY: `old` was the write end leaked by an earlier call; nothing else uses it now.
+        unsafe {
+            libc::close(old);
+        }
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a plain handler is valid.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        syscall!(sigemptyset(&mut sa.sa_mask))?;
+        syscall!(sigaction(sig, &sa, std::ptr::null_mut()))?;
+    }
+    Ok(rd)
+}
+
+/// Restores the default action for SIGINT and SIGTERM (in a forked child).
+pub fn default_signals() -> io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL is a valid disposition.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Reads and discards whatever is in a non-blocking descriptor; returns the last byte seen.
+pub fn drain_fd(fd: RawFd) -> Option<u8> {
+    let mut buf = [0u8; 64];
+    let mut last = None;
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n <= 0 {
+            return last;
+        }
+        last = Some(buf[n as usize - 1]);
+    }
+}

@@ -22,6 +22,7 @@ commands:
   serve    run the file server
   client   one request: list | get NAME [-o FILE] [--expect-sha256 HEX] |
            upload PATH [--name NAME] | delete NAME | stats
+  pool | sweep | gen-files   the load generator (flags below)
   help     this text
 
 serve flags:
@@ -60,8 +61,12 @@ pub fn main() -> ExitCode {
     match cmd.as_str() {
         "serve" => serve_main(args),
         "client" => client_main(args),
+        "pool" => crate::load::cli::pool_main(args),
+        "pool-worker" => crate::load::cli::pool_worker_main(args),
+        "sweep" => crate::load::cli::sweep_main(args),
+        "gen-files" => crate::load::cli::gen_files_main(args),
         "help" | "-h" | "--help" => {
-            print!("{USAGE}");
+            print!("{USAGE}\n{}", crate::load::cli::USAGE);
             ExitCode::SUCCESS
         }
         other => usage_error(format!("unknown command {other:?}")),

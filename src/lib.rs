@@ -4,12 +4,14 @@
 //! - [`store`]: the flat file store the server serves;
 //! - [`server`]: the `mio` acceptor, the connection handler and the two worker pools;
 //! - [`client`]: the client library;
+//! - [`load`]: the client pool and the scenario sweep;
 //! - [`cli`]: the command line of the `fsbench` binary;
 //! - [`sys`]: the one module with `unsafe` and `libc`.
 
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod load;
 pub mod log;
 pub mod protocol;
 pub mod server;

@@ -1,0 +1,229 @@
+//! Deterministic content: any length of bytes from a 64-bit seed, generated
+//! while it streams, and the sweep's test files (`file_10MB.bin`, ...) made
+//! from it.
+//!
+//! Byte `i` of a content depends only on the seed and `i` (a counter hashed
+//! with splitmix64), so the same seed always gives the same bytes and their
+//! SHA-256 can be computed without any file. Nothing here holds a whole
+//! content in memory; test files are written to a temporary name and renamed
+//! into place once complete, with a `sha256sum`-style sidecar.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::load::Volume;
+use crate::protocol::hex;
+
+/// Seeds of test files live apart from the seeds of uploads.
+const TEST_FILE_SEED: u64 = 0x7E57_F11E_0000_0000;
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Fills `out` with the bytes at `pos..pos + out.len()` of the content of `seed`.
+pub fn fill(seed: u64, pos: u64, out: &mut [u8]) {
+    let key = splitmix64(seed);
+    let mut i = 0;
+    while i < out.len() {
+        let p = pos + i as u64;
+        let word = splitmix64(key ^ (p / 8)).to_le_bytes();
+        let off = (p % 8) as usize;
+        let take = (8 - off).min(out.len() - i);
+        out[i..i + take].copy_from_slice(&word[off..off + take]);
+        i += take;
+    }
+}
+
+/// The content of one seed, `len` bytes long, as a reader.
+#[derive(Debug, Clone)]
+pub struct Content {
+    seed: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Content {
+    pub fn new(seed: u64, len: u64) -> Content {
+        Content { seed, len, pos: 0 }
+    }
+}
+
+impl Read for Content {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.len - self.pos).min(buf.len() as u64) as usize;
+        fill(self.seed, self.pos, &mut buf[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lowercase hex SHA-256 of the content of `seed`, `len` bytes long.
+pub fn sha256_of(seed: u64, len: u64) -> String {
+    let mut src = Content::new(seed, len);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = src.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex(&h.finalize())
+}
+
+/// The seed of an upload by client `index` of a pool started with `base`:
+/// distinct per client, and never a test file's seed.
+pub fn upload_seed(base: u64, index: usize) -> u64 {
+    splitmix64(base) ^ ((index as u64 + 1) << 1 | 1)
+}
+
+/// A test file of the sweep: its name, size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestFile {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The seed of a test file of this size.
+pub fn test_file_seed(v: Volume) -> u64 {
+    TEST_FILE_SEED ^ v.bytes
+}
+
+/// `file_10MB.bin` and so on.
+pub fn test_file_name(v: Volume) -> String {
+    format!("file_{}.bin", v.label())
+}
+
+/// The name, size and SHA-256 of a volume's test file (computed, no disk).
+pub fn test_file(v: Volume) -> TestFile {
+    TestFile {
+        name: test_file_name(v),
+        bytes: v.bytes,
+        sha256: sha256_of(test_file_seed(v), v.bytes),
+    }
+}
+
+fn sidecar(sums: &Path, name: &str) -> PathBuf {
+    sums.join(format!("{name}.sha256"))
+}
+
+/// Makes sure `store` holds the test file of every volume, generating the
+/// missing or wrong ones; the SHA-256 of each is kept in `sums` as
+/// `<name>.sha256` (`sha256sum -c` format, relative to the store).
+/// A file is reused when its size and its sidecar match.
+pub fn ensure_test_files(
+    store: &Path,
+    sums: &Path,
+    volumes: &[Volume],
+) -> io::Result<Vec<TestFile>> {
+    std::fs::create_dir_all(store)?;
+    std::fs::create_dir_all(sums)?;
+    let mut out = Vec::new();
+    for &v in volumes {
+        let tf = test_file(v);
+        let path = store.join(&tf.name);
+        let side = sidecar(sums, &tf.name);
+        let want_side = format!("{}  {}\n", tf.sha256, tf.name);
+        let size_ok = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == tf.bytes);
+        let side_ok = std::fs::read_to_string(&side).is_ok_and(|s| s == want_side);
+        if !(size_ok && side_ok) {
+            write_content(&path, test_file_seed(v), v.bytes)?;
+            let tmp = side.with_extension("part");
+            std::fs::write(&tmp, want_side)?;
+            std::fs::rename(&tmp, &side)?;
+        }
+        if !out.contains(&tf) {
+            out.push(tf);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a content to `path` through a hidden temporary name, then renames it.
+fn write_content(path: &Path, seed: u64, len: u64) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("content");
+    let tmp = path.with_file_name(format!(".gen-{name}"));
+    let mut w = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+    io::copy(&mut Content::new(seed, len), &mut w)?;
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_slice_of_a_content_is_the_same_bytes() {
+        let mut whole = vec![0u8; 1000];
+        fill(7, 0, &mut whole);
+        for (pos, len) in [(0, 1), (3, 5), (7, 9), (8, 8), (13, 400), (999, 1)] {
+            let mut part = vec![0u8; len];
+            fill(7, pos as u64, &mut part);
+            assert_eq!(part, whole[pos..pos + len], "slice at {pos}");
+        }
+        let mut streamed = Vec::new();
+        Content::new(7, 1000).read_to_end(&mut streamed).unwrap();
+        assert_eq!(streamed, whole);
+    }
+
+    #[test]
+    fn seeds_give_different_contents_and_hashes() {
+        let a = sha256_of(upload_seed(1, 0), 4096);
+        let b = sha256_of(upload_seed(1, 1), 4096);
+        let t = sha256_of(test_file_seed(Volume::kb(4)), 4096);
+        assert_ne!(a, b);
+        assert_ne!(a, t);
+        assert_eq!(a, sha256_of(upload_seed(1, 0), 4096));
+        assert_eq!(a, hex(&Sha256::digest(vec_of(upload_seed(1, 0), 4096))));
+    }
+
+    fn vec_of(seed: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        fill(seed, 0, &mut v);
+        v
+    }
+
+    #[test]
+    fn test_files_are_generated_once_and_match_their_hash() {
+        let dir = std::env::temp_dir().join(format!("fsbench-content-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, sums) = (dir.join("store"), dir.join("sums"));
+        let v = Volume::kb(3);
+        let files = ensure_test_files(&store, &sums, &[v, v]).unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].name, "file_3KB.bin");
+        let data = std::fs::read(store.join("file_3KB.bin")).unwrap();
+        assert_eq!(data.len(), 3072);
+        assert_eq!(hex(&Sha256::digest(&data)), files[0].sha256);
+        let before = std::fs::metadata(store.join("file_3KB.bin"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        ensure_test_files(&store, &sums, &[v]).unwrap();
+        let after = std::fs::metadata(store.join("file_3KB.bin"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after, "a good test file is reused");
+        // A truncated file is regenerated.
+        std::fs::write(store.join("file_3KB.bin"), b"short").unwrap();
+        ensure_test_files(&store, &sums, &[v]).unwrap();
+        assert_eq!(std::fs::read(store.join("file_3KB.bin")).unwrap(), data);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,466 @@
+//! The client pool: N clients that start together and each do one operation
+//! (download, upload or list), timed from connect to the last verified byte.
+//!
+//! Thread mode runs N `std::thread`s behind a start gate (a barrier). Process mode runs N
+//! child processes of our own binary (`fsbench pool-worker`): each says
+//! `READY` on its stdout pipe, waits for one byte on its stdin pipe (the
+//! barrier), does its operation and writes one JSON line with its result.
+//!
+//! Downloads are hashed as they stream and compared with the known SHA-256
+//! and size; nothing is written to disk. Uploads stream content generated
+//! from a per-client seed; the client library checks the returned name is its
+//! SHA-256 name. Memory stays bounded whatever the volume.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::client::{Client, ClientError};
+use crate::load::content::{self, Content};
+use crate::load::{Op, Volume, MIB};
+use crate::server::Mode;
+
+/// The memory the pool's processes may use together: 64 MB + 8 MB per client.
+pub fn memory_budget_kib(clients: usize) -> u64 {
+    (64 * MIB + 8 * MIB * clients as u64) / 1024
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolOpts {
+    pub mode: Mode,
+    pub op: Op,
+    pub volume: Volume,
+    pub clients: usize,
+    /// `host:port` of the server.
+    pub addr: String,
+    /// Bounds the connect and every read and write of each client.
+    pub timeout: Duration,
+    /// The file downloads fetch (default: the volume's test file).
+    pub file: Option<String>,
+    /// Its SHA-256 (default: computed from the test file generator).
+    pub expect_sha256: Option<String>,
+    /// Base of the per-client upload seeds.
+    pub seed: u64,
+    /// Our binary, for process mode.
+    pub exe: PathBuf,
+}
+
+impl PoolOpts {
+    pub fn new(
+        mode: Mode,
+        op: Op,
+        volume: Volume,
+        clients: usize,
+        addr: impl Into<String>,
+    ) -> Self {
+        PoolOpts {
+            mode,
+            op,
+            volume,
+            clients,
+            addr: addr.into(),
+            timeout: Duration::from_secs(300),
+            file: None,
+            expect_sha256: None,
+            seed: 1,
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("fsbench")),
+        }
+    }
+}
+
+/// What one client did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientResult {
+    pub index: usize,
+    pub ok: bool,
+    /// The TCP connection was established (the server may have counted a task).
+    pub connected: bool,
+    /// From connect to the last verified byte (or to the failure).
+    pub secs: f64,
+    /// Verified bytes: the volume for a transfer, the response for LIST; 0 on failure.
+    pub bytes: u64,
+    /// Failure cause, for grouping: `connect refused`, `timeout`, `reset`,
+    /// `server ERROR: <msg>`, `verification mismatch`, ...
+    pub cause: Option<String>,
+    pub message: Option<String>,
+    /// Peak RSS of the client's own process (process mode), in KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl ClientResult {
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "index": self.index,
+            "ok": self.ok,
+            "connected": self.connected,
+            "secs": self.secs,
+            "bytes": self.bytes,
+            "cause": self.cause,
+            "message": self.message,
+            "peak_rss_kib": self.peak_rss_kib,
+        })
+        .to_string()
+    }
+
+    fn from_json(line: &str) -> Option<ClientResult> {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        Some(ClientResult {
+            index: v["index"].as_u64()? as usize,
+            ok: v["ok"].as_bool()?,
+            connected: v["connected"].as_bool()?,
+            secs: v["secs"].as_f64()?,
+            bytes: v["bytes"].as_u64()?,
+            cause: v["cause"].as_str().map(String::from),
+            message: v["message"].as_str().map(String::from),
+            peak_rss_kib: v["peak_rss_kib"].as_u64().unwrap_or(0),
+        })
+    }
+
+    fn failed(index: usize, cause: &str, message: String) -> ClientResult {
+        ClientResult {
+            index,
+            cause: Some(cause.to_string()),
+            message: Some(message),
+            ..ClientResult::default()
+        }
+    }
+}
+
+/// Everything a pool run measured; [`crate::load::report`] summarises it.
+#[derive(Debug, Clone)]
+pub struct PoolReport {
+    pub mode: Mode,
+    pub op: Op,
+    pub volume: Volume,
+    pub clients: usize,
+    pub addr: String,
+    pub results: Vec<ClientResult>,
+    /// From the barrier's release to the last client's end.
+    pub wall_s: f64,
+    /// VmHWM of the pool process plus that of every child, in KiB.
+    pub peak_rss_kib: u64,
+    pub memory_budget_kib: u64,
+}
+
+impl PoolReport {
+    pub fn success(&self) -> usize {
+        self.results.iter().filter(|r| r.ok).count()
+    }
+
+    pub fn fail(&self) -> usize {
+        self.results.len() - self.success()
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.fail() == 0 && self.results.len() == self.clients
+    }
+
+    /// Clients whose connection was established.
+    pub fn connected(&self) -> usize {
+        self.results.iter().filter(|r| r.connected).count()
+    }
+}
+
+/// What one client does, in the thread or the child process that runs it.
+#[derive(Debug, Clone)]
+pub struct ClientJob {
+    pub op: Op,
+    pub addr: String,
+    pub timeout: Duration,
+    pub bytes: u64,
+    pub file: String,
+    pub expect_sha256: String,
+    pub seed: u64,
+}
+
+impl ClientJob {
+    fn of(opts: &PoolOpts) -> ClientJob {
+        let tf = content::test_file_name(opts.volume);
+        let file = opts.file.clone().unwrap_or(tf);
+        let expect = match (&opts.expect_sha256, opts.op) {
+            (Some(s), _) => s.to_ascii_lowercase(),
+            (None, Op::Download) => content::test_file(opts.volume).sha256,
+            (None, _) => String::new(),
+        };
+        ClientJob {
+            op: opts.op,
+            addr: opts.addr.clone(),
+            timeout: opts.timeout,
+            bytes: opts.volume.bytes,
+            file,
+            expect_sha256: expect,
+            seed: opts.seed,
+        }
+    }
+
+    /// Runs the operation of client `index`: connect, transfer, verify.
+    pub fn run(&self, index: usize) -> ClientResult {
+        let t0 = Instant::now();
+        let mut r = ClientResult {
+            index,
+            ..ClientResult::default()
+        };
+        let outcome = Client::connect(self.addr.as_str(), self.timeout).and_then(|mut c| {
+            r.connected = true;
+            self.operate(&mut c, index)
+        });
+        r.secs = t0.elapsed().as_secs_f64();
+        match outcome {
+            Ok(bytes) => {
+                r.ok = true;
+                r.bytes = bytes;
+            }
+            Err(e) => {
+                r.cause = Some(e.cause());
+                r.message = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn operate(&self, c: &mut Client, index: usize) -> Result<u64, ClientError> {
+        match self.op {
+            Op::Download => {
+                let d = c.get(&self.file, &mut io::sink())?;
+                if d.bytes != self.bytes || d.sha256 != self.expect_sha256 {
+                    return Err(ClientError::Verify(format!(
+                        "{}: got {} bytes with sha256 {}, expected {} bytes with sha256 {}",
+                        self.file, d.bytes, d.sha256, self.bytes, self.expect_sha256
+                    )));
+                }
+                Ok(d.bytes)
+            }
+            Op::Upload => {
+                let mut src = Content::new(content::upload_seed(self.seed, index), self.bytes);
+                // Without a name the server stores it under its SHA-256 name,
+                // which `upload` checks against the hash of what it sent.
+                let u = c.upload(None, &mut src)?;
+                if u.bytes != self.bytes {
+                    return Err(ClientError::Verify(format!(
+                        "sent {} bytes, expected {}",
+                        u.bytes, self.bytes
+                    )));
+                }
+                Ok(u.bytes)
+            }
+            Op::List => {
+                c.list()?;
+                Ok(c.last_response_bytes)
+            }
+        }
+    }
+}
+
+/// Runs the pool and returns what it measured. An error means the pool
+/// itself could not run (e.g. no thread); client failures are in the report.
+pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
+    if opts.clients == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--clients must be at least 1",
+        ));
+    }
+    let job = ClientJob::of(opts);
+    let (results, wall_s, children_kib) = match opts.mode {
+        Mode::Thread => run_threads(&job, opts.clients)?,
+        Mode::Process => run_processes(&job, opts)?,
+    };
+    Ok(PoolReport {
+        mode: opts.mode,
+        op: opts.op,
+        volume: opts.volume,
+        clients: opts.clients,
+        addr: opts.addr.clone(),
+        results,
+        wall_s,
+        peak_rss_kib: crate::load::peak_rss_kib(None) + children_kib,
+        memory_budget_kib: memory_budget_kib(opts.clients),
+    })
+}
+
+/// A start line: clients arrive and wait; the pool opens it once all arrived.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(usize, bool)>,
+    cv: Condvar,
+}
+
+impl Gate {
+    fn arrive_and_wait(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 += 1;
+        self.cv.notify_all();
+        while !s.1 {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn open_when(&self, arrived: usize) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while s.0 < arrived {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.1 = true;
+        self.cv.notify_all();
+    }
+}
+
+fn run_threads(job: &ClientJob, n: usize) -> io::Result<(Vec<ClientResult>, f64, u64)> {
+    let gate = Arc::new(Gate::default());
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let (g, j) = (gate.clone(), job.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("client-{i}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                g.arrive_and_wait();
+                j.run(i)
+            });
+        handles.push(spawned.map_err(|e| e.to_string()));
+    }
+    let started = handles.iter().filter(|h| h.is_ok()).count();
+    gate.open_when(started);
+    let t0 = Instant::now();
+    let results = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| match h {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                ClientResult::failed(i, "client thread", "client thread panicked".into())
+            }),
+            Err(e) => ClientResult::failed(i, "client thread", format!("cannot start: {e}")),
+        })
+        .collect();
+    Ok((results, t0.elapsed().as_secs_f64(), 0))
+}
+
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Only reached early on errors: never leave a child behind.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        crate::load::untrack(self.child.id());
+    }
+}
+
+fn spawn_worker(job: &ClientJob, exe: &PathBuf, index: usize) -> io::Result<Worker> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("pool-worker")
+        .arg("--operation")
+        .arg(job.op.name())
+        .arg("--bytes")
+        .arg(job.bytes.to_string())
+        .arg("--addr")
+        .arg(&job.addr)
+        .arg("--timeout")
+        .arg(job.timeout.as_secs_f64().to_string())
+        .arg("--file")
+        .arg(&job.file)
+        .arg("--seed")
+        .arg(job.seed.to_string())
+        .arg("--index")
+        .arg(index.to_string());
+    if !job.expect_sha256.is_empty() {
+        cmd.arg("--expect-sha256").arg(&job.expect_sha256);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    crate::sys::die_with_parent(&mut cmd, crate::sys::SIGKILL);
+    let mut child = cmd.spawn()?;
+    crate::load::track(child.id());
+    let stdin = child.stdin.take();
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    Ok(Worker {
+        child,
+        stdin,
+        stdout,
+    })
+}
+
+fn read_line(w: &mut Worker) -> io::Result<String> {
+    let mut line = String::new();
+    w.stdout.read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
+}
+
+fn run_processes(job: &ClientJob, opts: &PoolOpts) -> io::Result<(Vec<ClientResult>, f64, u64)> {
+    let n = opts.clients;
+    let mut workers: Vec<Result<Worker, String>> = (0..n)
+        .map(|i| {
+            spawn_worker(job, &opts.exe, i).map_err(|e| format!("cannot start client process: {e}"))
+        })
+        .collect();
+    // The barrier: every child is up and waiting before any starts.
+    for w in workers.iter_mut() {
+        let ready = match w {
+            Ok(worker) => read_line(worker),
+            Err(_) => continue,
+        };
+        match ready {
+            Ok(l) if l == "READY" => {}
+            Ok(l) => *w = Err(format!("client process did not get ready (said {l:?})")),
+            Err(e) => *w = Err(format!("client process did not get ready: {e}")),
+        }
+    }
+    let t0 = Instant::now();
+    for w in workers.iter_mut().flatten() {
+        if let Some(mut s) = w.stdin.take() {
+            let _ = s.write_all(b"G");
+        }
+    }
+    let mut results = Vec::with_capacity(n);
+    let mut children_kib = 0;
+    for (i, w) in workers.iter_mut().enumerate() {
+        let r = match w {
+            Ok(worker) => match read_line(worker) {
+                Ok(l) => ClientResult::from_json(&l).unwrap_or_else(|| {
+                    ClientResult::failed(i, "client process", format!("bad result line {l:?}"))
+                }),
+                Err(e) => ClientResult::failed(i, "client process", e.to_string()),
+            },
+            Err(m) => ClientResult::failed(i, "client process", m.clone()),
+        };
+        children_kib += r.peak_rss_kib;
+        results.push(r);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    for (i, w) in workers.into_iter().enumerate() {
+        if let Ok(mut worker) = w {
+            let st = worker.child.wait()?;
+            if !st.success() && results[i].ok {
+                results[i] = ClientResult::failed(i, "client process", format!("exited with {st}"));
+            }
+        }
+    }
+    Ok((results, wall, children_kib))
+}
+
+/// The child side of process mode (`fsbench pool-worker`): says READY, waits
+/// for the go byte on stdin, runs the job and prints its result as one line.
+pub fn worker_main(job: &ClientJob, index: usize) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(b"READY\n")?;
+    out.flush()?;
+    let mut go = [0u8; 1];
+    let n = io::Read::read(&mut io::stdin().lock(), &mut go)?;
+    if n == 0 {
+        // The pool went away before the start: nothing to do.
+        return Ok(());
+    }
+    let mut r = job.run(index);
+    r.peak_rss_kib = crate::load::peak_rss_kib(None);
+    writeln!(out, "{}", r.to_json())?;
+    out.flush()
+}

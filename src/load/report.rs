@@ -1,0 +1,356 @@
+//! Summaries of pool runs and their printers, generic over `W: Write`: the
+//! human text, one JSON object, the sweep's CSV rows and its final table.
+//!
+//! Every number printed here was measured by the pool; none is a placeholder.
+//! Times are over the clients that succeeded; a run with no success prints
+//! zeros beside its failure count.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use crate::load::pool::PoolReport;
+use crate::load::MIB;
+
+/// The sweep's CSV header, exactly.
+pub const CSV_HEADER: [&str; 20] = [
+    "timestamp",
+    "mode",
+    "server_pool",
+    "operation",
+    "volume",
+    "client_pool",
+    "avg_time_s",
+    "throughput_Bps",
+    "success",
+    "fail",
+    "server_success",
+    "server_fail",
+    "p50_s",
+    "p90_s",
+    "p99_s",
+    "max_s",
+    "wall_s",
+    "aggregate_Bps",
+    "bytes_verified",
+    "errors",
+];
+
+/// The numbers of one pool run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub success: usize,
+    pub fail: usize,
+    pub avg_time_s: f64,
+    /// Each client's bytes over its time, averaged over clients.
+    pub throughput_bps: f64,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+    pub wall_s: f64,
+    /// Verified bytes over wall time.
+    pub aggregate_bps: f64,
+    pub bytes_verified: u64,
+    /// Failure cause -> (count, one example message).
+    pub failures: BTreeMap<String, (usize, String)>,
+}
+
+/// Nearest-rank percentile of sorted values (0 when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Summary {
+    pub fn of(r: &PoolReport) -> Summary {
+        let ok: Vec<_> = r.results.iter().filter(|c| c.ok).collect();
+        let mut times: Vec<f64> = ok.iter().map(|c| c.secs).collect();
+        times.sort_by(f64::total_cmp);
+        let n = ok.len().max(1) as f64;
+        let bytes_verified: u64 = ok.iter().map(|c| c.bytes).sum();
+        let mut failures: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for c in r.results.iter().filter(|c| !c.ok) {
+            let cause = c.cause.clone().unwrap_or_else(|| "unknown".into());
+            let e = failures
+                .entry(cause)
+                .or_insert((0, c.message.clone().unwrap_or_default()));
+            e.0 += 1;
+        }
+        Summary {
+            success: ok.len(),
+            fail: r.results.len() - ok.len(),
+            avg_time_s: times.iter().sum::<f64>() / n,
+            throughput_bps: ok
+                .iter()
+                .map(|c| c.bytes as f64 / c.secs.max(1e-9))
+                .sum::<f64>()
+                / n,
+            p50_s: percentile(&times, 50.0),
+            p90_s: percentile(&times, 90.0),
+            p99_s: percentile(&times, 99.0),
+            max_s: times.last().copied().unwrap_or(0.0),
+            wall_s: r.wall_s,
+            aggregate_bps: if r.wall_s > 0.0 {
+                bytes_verified as f64 / r.wall_s
+            } else {
+                0.0
+            },
+            bytes_verified,
+            failures,
+        }
+    }
+
+    /// `cause: count; cause: count` (the CSV's errors column).
+    pub fn errors_text(&self) -> String {
+        self.failures
+            .iter()
+            .map(|(c, (n, _))| format!("{c}: {n}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Bytes per second as MB/s (1 MB = 1048576 bytes).
+pub fn mbps(bps: f64) -> String {
+    format!("{:.2} MB/s", bps / MIB as f64)
+}
+
+/// The human summary of one pool run.
+pub fn write_text<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()> {
+    let s = Summary::of(r);
+    writeln!(w, "mode:                    {}", r.mode.name())?;
+    writeln!(w, "operation:               {}", r.op)?;
+    writeln!(w, "clients:                 {}", r.clients)?;
+    writeln!(
+        w,
+        "volume:                  {} ({} bytes)",
+        r.volume, r.volume.bytes
+    )?;
+    writeln!(w, "server:                  {}", r.addr)?;
+    writeln!(w, "average time per client: {:.6} s", s.avg_time_s)?;
+    writeln!(w, "throughput per client:   {}", mbps(s.throughput_bps))?;
+    writeln!(w, "success / failure:       {} / {}", s.success, s.fail)?;
+    writeln!(w, "total duration:          {:.6} s", s.wall_s)?;
+    writeln!(
+        w,
+        "time per client:         p50 {:.6} s, p90 {:.6} s, p99 {:.6} s, max {:.6} s",
+        s.p50_s, s.p90_s, s.p99_s, s.max_s
+    )?;
+    writeln!(
+        w,
+        "aggregate throughput:    {} ({} verified bytes in {:.6} s)",
+        mbps(s.aggregate_bps),
+        s.bytes_verified,
+        s.wall_s
+    )?;
+    writeln!(
+        w,
+        "peak memory of the pool: {:.1} MB (VmHWM summed over its processes; budget {:.0} MB)",
+        r.peak_rss_kib as f64 / 1024.0,
+        r.memory_budget_kib as f64 / 1024.0
+    )?;
+    if s.failures.is_empty() {
+        writeln!(w, "failures:                none")?;
+    } else {
+        writeln!(w, "failures:")?;
+        for (cause, (n, example)) in &s.failures {
+            writeln!(w, "  {cause}: {n} (e.g. {example})")?;
+        }
+    }
+    Ok(())
+}
+
+/// The same as one JSON object.
+pub fn to_json(r: &PoolReport) -> serde_json::Value {
+    let s = Summary::of(r);
+    let failures: serde_json::Map<String, serde_json::Value> = s
+        .failures
+        .iter()
+        .map(|(c, (n, ex))| (c.clone(), serde_json::json!({"count": n, "example": ex})))
+        .collect();
+    serde_json::json!({
+        "mode": r.mode.name(),
+        "operation": r.op.name(),
+        "clients": r.clients,
+        "volume": r.volume.label(),
+        "volume_bytes": r.volume.bytes,
+        "server": r.addr,
+        "avg_time_s": s.avg_time_s,
+        "throughput_Bps": s.throughput_bps,
+        "success": s.success,
+        "fail": s.fail,
+        "wall_s": s.wall_s,
+        "p50_s": s.p50_s,
+        "p90_s": s.p90_s,
+        "p99_s": s.p99_s,
+        "max_s": s.max_s,
+        "aggregate_Bps": s.aggregate_bps,
+        "bytes_verified": s.bytes_verified,
+        "failures": failures,
+        "peak_rss_kib": r.peak_rss_kib,
+        "memory_budget_kib": r.memory_budget_kib,
+    })
+}
+
+pub fn write_json<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()> {
+    writeln!(w, "{}", to_json(r))
+}
+
+/// One row of the sweep's CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub timestamp: String,
+    pub mode: String,
+    pub server_pool: usize,
+    pub operation: String,
+    pub volume: String,
+    pub client_pool: usize,
+    pub summary: Summary,
+    pub server_success: u64,
+    pub server_fail: u64,
+}
+
+impl Row {
+    pub fn fields(&self) -> [String; 20] {
+        let s = &self.summary;
+        [
+            self.timestamp.clone(),
+            self.mode.clone(),
+            self.server_pool.to_string(),
+            self.operation.clone(),
+            self.volume.clone(),
+            self.client_pool.to_string(),
+            format!("{:.6}", s.avg_time_s),
+            format!("{:.0}", s.throughput_bps),
+            s.success.to_string(),
+            s.fail.to_string(),
+            self.server_success.to_string(),
+            self.server_fail.to_string(),
+            format!("{:.6}", s.p50_s),
+            format!("{:.6}", s.p90_s),
+            format!("{:.6}", s.p99_s),
+            format!("{:.6}", s.max_s),
+            format!("{:.6}", s.wall_s),
+            format!("{:.0}", s.aggregate_bps),
+            s.bytes_verified.to_string(),
+            s.errors_text(),
+        ]
+    }
+
+    pub fn ok(&self) -> bool {
+        self.summary.fail == 0 && self.server_fail == 0
+    }
+}
+
+/// The final table of a sweep, as the old tool printed it.
+pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:<8} {:>6} {:<9} {:>7} {:>7} {:>11} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
+        "mode",
+        "server",
+        "operation",
+        "volume",
+        "clients",
+        "avg time s",
+        "per client",
+        "aggregate",
+        "success",
+        "fail",
+        "srv ok",
+        "srv fail"
+    )?;
+    for r in rows {
+        let s = &r.summary;
+        writeln!(
+            w,
+            "{:<8} {:>6} {:<9} {:>7} {:>7} {:>11.6} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
+            r.mode,
+            r.server_pool,
+            r.operation,
+            r.volume,
+            r.client_pool,
+            s.avg_time_s,
+            mbps(s.throughput_bps),
+            mbps(s.aggregate_bps),
+            s.success,
+            s.fail,
+            r.server_success,
+            r.server_fail
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::pool::ClientResult;
+    use crate::load::{Op, Volume};
+    use crate::server::Mode;
+
+    fn report(results: Vec<ClientResult>, wall_s: f64) -> PoolReport {
+        PoolReport {
+            mode: Mode::Thread,
+            op: Op::Download,
+            volume: Volume::kb(1),
+            clients: results.len(),
+            addr: "127.0.0.1:1".into(),
+            results,
+            wall_s,
+            peak_rss_kib: 1000,
+            memory_budget_kib: 2000,
+        }
+    }
+
+    fn ok(i: usize, secs: f64) -> ClientResult {
+        ClientResult {
+            index: i,
+            ok: true,
+            connected: true,
+            secs,
+            bytes: 1024,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&v[..3], 50.0), 2.0);
+        assert_eq!(percentile(&v[..1], 99.0), 1.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn summary_counts_only_verified_bytes_and_groups_failures() {
+        let mut bad = ClientResult::default();
+        bad.index = 2;
+        bad.cause = Some("verification mismatch".into());
+        bad.message = Some("sha differs".into());
+        let r = report(vec![ok(0, 1.0), ok(1, 3.0), bad], 4.0);
+        let s = Summary::of(&r);
+        assert_eq!((s.success, s.fail), (2, 1));
+        assert_eq!(s.avg_time_s, 2.0);
+        assert_eq!(s.bytes_verified, 2048);
+        assert_eq!(s.aggregate_bps, 512.0);
+        assert!((s.throughput_bps - (1024.0 + 1024.0 / 3.0) / 2.0).abs() < 1e-6);
+        assert_eq!(s.errors_text(), "verification mismatch: 1");
+        let mut text = Vec::new();
+        write_text(&mut text, &r).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("success / failure:       2 / 1"), "{text}");
+        assert!(
+            text.contains("verification mismatch: 1 (e.g. sha differs)"),
+            "{text}"
+        );
+        let j = to_json(&r);
+        assert_eq!(j["failures"]["verification mismatch"]["count"], 1);
+        assert_eq!(j["fail"], 1);
+    }
+}

@@ -80,9 +80,9 @@ impl Volume {
 
     /// `10MB`, `100KB` or `1234B`: the largest unit that divides the size.
     pub fn label(self) -> String {
-        if self.bytes % MIB == 0 {
+        if self.bytes.is_multiple_of(MIB) {
             format!("{}MB", self.bytes / MIB)
-        } else if self.bytes % KIB == 0 {
+        } else if self.bytes.is_multiple_of(KIB) {
             format!("{}KB", self.bytes / KIB)
         } else {
             format!("{}B", self.bytes)
@@ -117,7 +117,7 @@ impl std::str::FromStr for Volume {
             .parse()
             .map_err(|_| format!("invalid volume {s:?} (e.g. 10, 10MB, 100KB)"))?;
         let bytes = (v * unit as f64).round();
-        if !(bytes >= 1.0 && bytes < 1e15) {
+        if !(1.0..1e15).contains(&bytes) {
             return Err(format!("volume {s:?} must be a positive size"));
         }
         Ok(Volume {
@@ -173,18 +173,31 @@ fn tracked() -> std::sync::MutexGuard<'static, Tracked> {
     TRACKED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Records a child; if an interrupt is already under way, stops it at once.
-pub(crate) fn track(pid: u32) {
+/// Spawns `cmd` and records the child, atomically with respect to an
+/// interrupt: once one is under way, nothing new starts.
+pub(crate) fn spawn_tracked(
+    cmd: &mut std::process::Command,
+) -> std::io::Result<std::process::Child> {
     let mut t = tracked();
     if t.interrupted {
-        let _ = crate::sys::kill(pid, crate::sys::SIGTERM);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted: not starting anything new",
+        ));
     }
-    t.pids.push(pid);
+    let child = cmd.spawn()?;
+    t.pids.push(child.id());
+    Ok(child)
 }
 
 /// Forgets a child once it has been waited for.
 pub(crate) fn untrack(pid: u32) {
     tracked().pids.retain(|&p| p != pid);
+}
+
+/// Whether a signal watcher is stopping the process.
+pub(crate) fn interrupted() -> bool {
+    tracked().interrupted
 }
 
 /// Marks the process as interrupted and returns the children still tracked.

@@ -378,8 +378,7 @@ fn spawn_worker(job: &ClientJob, exe: &PathBuf, index: usize) -> io::Result<Work
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     crate::sys::die_with_parent(&mut cmd, crate::sys::SIGKILL);
-    let mut child = cmd.spawn()?;
-    crate::load::track(child.id());
+    let mut child = crate::load::spawn_tracked(&mut cmd)?;
     let stdin = child.stdin.take();
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     Ok(Worker {

@@ -329,10 +329,12 @@ mod tests {
 
     #[test]
     fn summary_counts_only_verified_bytes_and_groups_failures() {
-        let mut bad = ClientResult::default();
-        bad.index = 2;
-        bad.cause = Some("verification mismatch".into());
-        bad.message = Some("sha differs".into());
+        let bad = ClientResult {
+            index: 2,
+            cause: Some("verification mismatch".into()),
+            message: Some("sha differs".into()),
+            ..Default::default()
+        };
         let r = report(vec![ok(0, 1.0), ok(1, 3.0), bad], 4.0);
         let s = Summary::of(&r);
         assert_eq!((s.success, s.fail), (2, 1));

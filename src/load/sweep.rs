@@ -222,7 +222,15 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let t0 = Instant::now();
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.iter().enumerate() {
-        let row = match run_scenario(opts, sc, &store, &keep, &log_path, i, scenarios.len()) {
+        let result = run_scenario(opts, sc, &store, &keep, &log_path, i, scenarios.len());
+        if crate::load::interrupted() {
+            // The signal watcher stopped this scenario's processes and ends the
+            // process: this half-finished scenario gets no row.
+            loop {
+                std::thread::park();
+            }
+        }
+        let row = match result {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!(
@@ -448,9 +456,8 @@ impl ServerProc {
             .stderr(logf);
         // SIGTERM, not SIGKILL: a server so told still stops its own workers.
         crate::sys::die_with_parent(&mut cmd, crate::sys::SIGTERM);
-        let mut child = cmd.spawn()?;
+        let mut child = crate::load::spawn_tracked(&mut cmd)?;
         let pid = child.id();
-        crate::load::track(pid);
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         // Reads LISTENING, then drains stdout until the server exits.

@@ -1,0 +1,530 @@
+//! The load generator: the client pool against real servers and a lying test
+//! double, the quick sweep, and a sweep interrupted half-way.
+//!
+//! Tests that need a process-mode server loop over both server modes; while
+//! `fsbench::server::PROCESS_MODE_AVAILABLE` is false they check that
+//! `serve --mode process` refuses to start and say loudly that the process
+//! half was not run.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, TempDir, BIN};
+use fsbench::load::content::{self, upload_seed};
+use fsbench::load::pool::{self, PoolOpts, PoolReport};
+use fsbench::load::report::{Summary, CSV_HEADER};
+use fsbench::load::{Op, Volume};
+use fsbench::protocol::{base64, detect_extension};
+use fsbench::server::Mode;
+
+/// The server modes this build can run; says so loudly when one is missing.
+fn server_modes(test: &str) -> Vec<Mode> {
+    if fsbench::server::PROCESS_MODE_AVAILABLE {
+        return vec![Mode::Thread, Mode::Process];
+    }
+    let st = Command::new(BIN)
+        .args(["serve", "--port", "0", "--mode", "process"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        st.code(),
+        Some(2),
+        "process mode is marked unavailable but serve did not refuse it"
+    );
+    eprintln!(
+        "NOTE {test}: the server's process mode is not in this build \
+         (PROCESS_MODE_AVAILABLE = false): ran against thread-mode servers only"
+    );
+    vec![Mode::Thread]
+}
+
+fn opts(mode: Mode, op: Op, volume: Volume, clients: usize, addr: impl ToString) -> PoolOpts {
+    let mut o = PoolOpts::new(mode, op, volume, clients, addr.to_string());
+    o.exe = PathBuf::from(BIN);
+    o.timeout = Duration::from_secs(60);
+    o
+}
+
+fn failures_of(r: &PoolReport) -> Vec<(String, usize)> {
+    Summary::of(r)
+        .failures
+        .into_iter()
+        .map(|(c, (n, _))| (c, n))
+        .collect()
+}
+
+/// The name the server gives an upload of client `i` (its SHA-256 name).
+fn upload_name(seed: u64, i: usize, bytes: u64) -> String {
+    let mut head = [0u8; 8];
+    content::fill(upload_seed(seed, i), 0, &mut head);
+    format!(
+        "{}{}",
+        content::sha256_of(upload_seed(seed, i), bytes),
+        detect_extension(&head)
+    )
+}
+
+#[test]
+fn the_pool_in_both_modes_does_every_operation_against_every_server_mode() {
+    let volume = Volume::kb(200); // more than one upload line
+    for server_mode in server_modes("pool x server modes") {
+        let mut srv = Server::start(&["--mode", server_mode.name(), "--pool", "2"]);
+        let sums = TempDir::new("sums");
+        let tf = content::ensure_test_files(&srv.root, sums.path(), &[volume]).unwrap();
+        let mut seed = 10;
+        for pool_mode in [Mode::Thread, Mode::Process] {
+            for op in Op::ALL {
+                let what = format!(
+                    "{} pool, {} server, {op}",
+                    pool_mode.name(),
+                    server_mode.name()
+                );
+                let before = srv.client().list().unwrap();
+                let mut o = opts(pool_mode, op, volume, 3, srv.addr);
+                seed += 1;
+                o.seed = seed;
+                let r = pool::run(&o).unwrap();
+                assert!(r.all_ok(), "{what}: {:?}", r.results);
+                assert_eq!((r.success(), r.fail(), r.connected()), (3, 0, 3), "{what}");
+                let s = Summary::of(&r);
+                let after = srv.client().list().unwrap();
+                match op {
+                    Op::Download => {
+                        assert_eq!(s.bytes_verified, 3 * volume.bytes, "{what}");
+                        assert_eq!(after, before, "{what}: a download changed the store");
+                    }
+                    Op::Upload => {
+                        assert_eq!(s.bytes_verified, 3 * volume.bytes, "{what}");
+                        let mut want = before.clone();
+                        want.extend((0..3).map(|i| upload_name(seed, i, volume.bytes)));
+                        want.sort();
+                        assert_eq!(
+                            after, want,
+                            "{what}: three distinct uploads under their SHA-256 names"
+                        );
+                        for i in 0..3 {
+                            let name = upload_name(seed, i, volume.bytes);
+                            let data = std::fs::read(srv.root.join(&name)).unwrap();
+                            let mut expected = vec![0u8; volume.bytes as usize];
+                            content::fill(upload_seed(seed, i), 0, &mut expected);
+                            assert!(data == expected, "{what}: stored bytes of {name}");
+                        }
+                    }
+                    Op::List => {
+                        // Each client's bytes are the LIST response it read.
+                        let listed: u64 = r.results.iter().map(|c| c.bytes).sum();
+                        assert_eq!(s.bytes_verified, listed);
+                        assert!(
+                            r.results.iter().all(|c| c.bytes > tf[0].name.len() as u64),
+                            "{what}"
+                        );
+                    }
+                }
+                assert!(
+                    s.avg_time_s > 0.0 && s.max_s >= s.p50_s && s.wall_s >= s.max_s * 0.5,
+                    "{what}: {s:?}"
+                );
+                if pool_mode == Mode::Process {
+                    assert!(
+                        r.results.iter().all(|c| c.peak_rss_kib > 0),
+                        "{what}: children report their memory"
+                    );
+                }
+            }
+        }
+        let stats = srv.client().stats().unwrap();
+        assert_eq!(stats["mode"], server_mode.name());
+        assert_eq!(stats["tasks_failed"], 0);
+        assert!(srv.stop(Duration::from_secs(20)).success());
+    }
+}
+
+/// A fake server: answers each GET with `content` (base64), for `conns` connections.
+fn lying_server(
+    content: Vec<u8>,
+    conns: usize,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<usize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let mut served = 0;
+        for _ in 0..conns {
+            let (s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let name = line.trim().strip_prefix("GET ").unwrap().to_string();
+            let mut w = s;
+            write!(
+                w,
+                "{{\"status\": \"OK\", \"data_namafile\": \"{name}\", \"data_file\": \"{}\"}}\r\n\r\n",
+                base64::encode(&content)
+            )
+            .unwrap();
+            served += 1;
+            // Wait for the client to hang up.
+            let _ = r.read_to_end(&mut Vec::new());
+        }
+        served
+    });
+    (addr, h)
+}
+
+#[test]
+fn altered_bytes_count_as_verification_failures_in_both_pool_modes() {
+    let volume = Volume::kb(10);
+    let mut good = vec![0u8; volume.bytes as usize];
+    content::fill(content::test_file_seed(volume), 0, &mut good);
+    for mode in [Mode::Thread, Mode::Process] {
+        // Control: the double serving the right bytes is a success, so the
+        // failure below comes from the altered byte, not from the double.
+        let (addr, h) = lying_server(good.clone(), 2);
+        let r = pool::run(&opts(mode, Op::Download, volume, 2, addr)).unwrap();
+        assert!(r.all_ok(), "{}: {:?}", mode.name(), r.results);
+        assert_eq!(h.join().unwrap(), 2);
+
+        let mut bad = good.clone();
+        bad[4321] ^= 0x01;
+        let (addr, h) = lying_server(bad, 3);
+        let r = pool::run(&opts(mode, Op::Download, volume, 3, addr)).unwrap();
+        assert_eq!(h.join().unwrap(), 3);
+        assert!(!r.all_ok());
+        assert_eq!((r.success(), r.fail()), (0, 3), "{}", mode.name());
+        assert_eq!(
+            failures_of(&r),
+            vec![("verification mismatch".to_string(), 3)]
+        );
+        assert_eq!(Summary::of(&r).bytes_verified, 0);
+    }
+}
+
+fn pool_cmd(port: u16, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(BIN)
+        .args([
+            "pool",
+            "--json",
+            "--port",
+            &port.to_string(),
+            "--timeout",
+            "30",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+#[test]
+fn the_pool_command_prints_json_stays_in_its_memory_budget_and_exits_by_result() {
+    let mut srv = Server::start(&["--pool", "4"]);
+    let sums = TempDir::new("sums");
+    content::ensure_test_files(&srv.root, sums.path(), &[Volume::mb(2)]).unwrap();
+    for mode in ["thread", "process"] {
+        for op in ["download", "upload"] {
+            let (code, v) = pool_cmd(
+                srv.port(),
+                &[
+                    "--mode",
+                    mode,
+                    "--operation",
+                    op,
+                    "--volume",
+                    "2",
+                    "--clients",
+                    "4",
+                ],
+            );
+            assert_eq!(code, Some(0), "{mode} {op}: {v}");
+            assert_eq!(v["success"], 4);
+            assert_eq!(v["bytes_verified"], 4 * 2 * 1048576);
+            let peak = v["peak_rss_kib"].as_u64().unwrap();
+            let budget = v["memory_budget_kib"].as_u64().unwrap();
+            assert_eq!(budget, (64 + 8 * 4) * 1024);
+            assert!(
+                peak > 0 && peak < budget,
+                "{mode} {op}: peak {peak} KiB, budget {budget} KiB"
+            );
+        }
+    }
+    // A port nobody listens on: every client fails to connect, exit 1.
+    let port = srv.port();
+    assert!(srv.stop(Duration::from_secs(20)).success());
+    for mode in ["thread", "process"] {
+        let (code, v) = pool_cmd(
+            port,
+            &["--mode", mode, "--operation", "list", "--clients", "3"],
+        );
+        assert_eq!(code, Some(1), "{v}");
+        assert_eq!(v["fail"], 3);
+        assert_eq!(v["failures"]["connect refused"]["count"], 3, "{v}");
+    }
+    // Usage errors exit 2.
+    let st = Command::new(BIN)
+        .args(["pool", "--operation", "put"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2));
+}
+
+fn csv_rows(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().collect::<Result<Vec<_>, _>>().unwrap();
+    (header, rows)
+}
+
+fn only_csv_in(dir: &Path) -> PathBuf {
+    let csvs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    assert_eq!(csvs.len(), 1, "{csvs:?}");
+    csvs[0].clone()
+}
+
+fn store_names(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".tmp")
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_quick_sweep_gives_162_rows_without_failures() {
+    let modes = server_modes("quick sweep");
+    let modes_arg: Vec<&str> = modes.iter().map(|m| m.name()).collect();
+    let dir = TempDir::new("quick");
+    let mark = format!("quick-{}", std::process::id());
+    // The same command as `make stress-quick`, in a folder of its own.
+    let out = Command::new(BIN)
+        .args(["sweep", "--quick", "--modes", &modes_arg.join(" ")])
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .env("FSBENCH_TEST_MARK", &mark)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{progress}");
+    let csv = only_csv_in(&dir.path().join("results"));
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, CSV_HEADER);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().next().unwrap(),
+        "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors"
+    );
+    assert_eq!(rows.len(), 81 * modes.len());
+    if modes.len() == 2 {
+        assert_eq!(rows.len(), 162);
+    }
+    let col = |r: &csv::StringRecord, name: &str| {
+        r[CSV_HEADER.iter().position(|h| *h == name).unwrap()].to_string()
+    };
+    let num = |r: &csv::StringRecord, name: &str| col(r, name).parse::<u64>().unwrap();
+    for r in &rows {
+        let clients = num(r, "client_pool");
+        assert!([1, 2, 5].contains(&clients));
+        assert_eq!(num(r, "fail"), 0, "{r:?}");
+        assert_eq!(num(r, "server_fail"), 0, "{r:?}");
+        assert_eq!(num(r, "success"), clients, "{r:?}");
+        assert_eq!(num(r, "server_success"), clients, "{r:?}");
+        assert_eq!(col(r, "errors"), "");
+        let vol: Volume = col(r, "volume").parse().unwrap();
+        if col(r, "operation") != "list" {
+            assert_eq!(num(r, "bytes_verified"), clients * vol.bytes, "{r:?}");
+        }
+        for f in ["avg_time_s", "p50_s", "p90_s", "p99_s", "max_s", "wall_s"] {
+            assert!(col(r, f).parse::<f64>().unwrap() > 0.0, "{f} in {r:?}");
+        }
+    }
+    // One progress line per scenario, then the table and the CSV's path.
+    assert_eq!(
+        progress.lines().filter(|l| l.starts_with('[')).count(),
+        rows.len()
+    );
+    assert!(progress.contains(&csv.display().to_string()));
+    // The metadata beside it.
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(meta["fsync"], true);
+    assert_eq!(meta["scenarios_done"], rows.len());
+    assert_eq!(meta["all_ok"], true);
+    assert_eq!(
+        meta["matrix"]["volumes"],
+        serde_json::json!(["10KB", "50KB", "100KB"])
+    );
+    assert_eq!(meta["matrix"]["client_pools"], serde_json::json!([1, 2, 5]));
+    assert!(meta["rustc"].as_str().unwrap().starts_with("rustc "));
+    assert!(meta["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(meta["git"]["commit"].is_string(), "{meta}");
+    assert!(meta["end"].is_string());
+    // Uploads were removed: the store holds the test files only.
+    assert_eq!(
+        store_names(&dir.path().join("work/store")),
+        ["file_100KB.bin", "file_10KB.bin", "file_50KB.bin"]
+    );
+    assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+}
+
+/// Processes still running (not zombies) whose environment holds `FSBENCH_TEST_MARK=mark`.
+fn alive_with_mark(mark: &str) -> Vec<String> {
+    let needle = format!("FSBENCH_TEST_MARK={mark}");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if matches!(state, Some(s) if s != "Z" && s != "X") {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            out.push(format!(
+                "{pid} {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    out
+}
+
+fn interrupt_half_way(sig: i32) {
+    let modes = server_modes("interrupted sweep");
+    let modes_arg: Vec<&str> = modes.iter().map(|m| m.name()).collect();
+    let dir = TempDir::new("interrupted");
+    let results = dir.path().join("results");
+    let mark = format!("interrupted-{sig}-{}", std::process::id());
+    // Bounded: 2000 short scenarios at most; it is stopped long before.
+    let mut child = Command::new(BIN)
+        .args([
+            "sweep",
+            "--ops",
+            "download upload",
+            "--volumes",
+            "64KB",
+            "--clients",
+            "2",
+            "--servers",
+            "2",
+        ])
+        .args(["--modes", &modes_arg.join(" "), "--repeat", "1000"])
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(&results)
+        .env("FSBENCH_TEST_MARK", &mark)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut s);
+        s
+    });
+    // Poll the CSV until a few rows are in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = std::fs::read_dir(&results)
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .find(|e| e.path().extension().is_some_and(|x| x == "csv"))
+            })
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .unwrap_or(0);
+        if lines >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rows after 60 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended by itself"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the sweep did not stop within 60 s of signal {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let progress = err_reader.join().unwrap();
+    assert_eq!(status.code(), Some(128 + sig), "{progress}");
+    assert!(progress.contains("interrupted by signal"), "{progress}");
+    // A valid CSV of the finished rows: header, then complete rows only.
+    let csv = only_csv_in(&results);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.ends_with('\n'));
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, CSV_HEADER);
+    assert!(
+        rows.len() >= 3 && rows.len() < 2000 * modes.len(),
+        "{} rows",
+        rows.len()
+    );
+    for r in &rows {
+        assert_eq!(r.len(), CSV_HEADER.len());
+        assert_eq!(&r[8], "2", "success in {r:?}");
+        assert_eq!(&r[9], "0", "fail in {r:?}");
+        assert_eq!(&r[11], "0", "server_fail in {r:?}");
+        for i in [6, 12, 13, 14, 15, 16] {
+            r[i].parse::<f64>().unwrap();
+        }
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(meta["interrupted_by_signal"], sig);
+    assert!(meta["scenarios_done"].as_u64().unwrap() >= rows.len() as u64 - 1);
+    // No server, server worker or pool child is left.
+    assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn a_sweep_stopped_by_sigint_keeps_its_rows_and_leaves_no_process() {
+    interrupt_half_way(libc::SIGINT);
+}
+
+#[test]
+fn a_sweep_stopped_by_sigterm_keeps_its_rows_and_leaves_no_process() {
+    interrupt_half_way(libc::SIGTERM);
+}

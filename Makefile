@@ -7,13 +7,29 @@ PORT    ?= 7000
 ROOT    ?= files
 HOST    ?= 127.0.0.1
 
-.PHONY: help build server test lint fmt clean
+# The sweep's matrix (make stress); each variable narrows it, e.g.
+#   make stress MODES=thread OPS=download VOLUMES=10 CLIENTS="1 5" SERVERS=5
+MODES   ?= thread process
+OPS     ?= download upload list
+VOLUMES ?= 10 50 100
+CLIENTS ?= 1 5 50
+SERVERS ?= 1 5 50
+REPEAT  ?= 1
+# Extra sweep flags, e.g. SWEEP_FLAGS=--no-fsync (recorded in the metadata).
+SWEEP_FLAGS ?=
+SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
+
+.PHONY: help build server test lint fmt clean stress stress-quick bench
 
 help:
 	@echo "make build                     release build of target/release/fsbench"
 	@echo "make server MODE=thread POOL=5 PORT=7000 ROOT=files"
 	@echo "make test                      unit, integration and compatibility tests"
 	@echo "make lint                      cargo fmt --check and clippy -D warnings"
+	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
+	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
+	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
+	@echo "make bench                      a few representative scenarios, 10 MB, and their numbers"
 
 build:
 	$(CARGO) build --release
@@ -23,6 +39,16 @@ server: build
 
 test: build
 	$(CARGO) test --release -- --test-threads=2
+
+stress: build
+	$(BIN) sweep $(SWEEP_MATRIX) --volumes "$(VOLUMES)" --clients "$(CLIENTS)" $(SWEEP_FLAGS)
+
+# Volumes and client pools are fixed here; MODES, OPS, SERVERS and REPEAT still apply.
+stress-quick: build
+	$(BIN) sweep --quick $(SWEEP_MATRIX) $(SWEEP_FLAGS)
+
+bench: build
+	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes 10 --clients "1 5" --servers 5 $(SWEEP_FLAGS)
 
 lint:
 	$(CARGO) fmt --check

@@ -263,6 +263,9 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         ));
     }
     let job = ClientJob::of(opts);
+    // Peak RSS from here on (Linux >= 4.0; best effort): when the pool runs
+    // inside a longer-lived process, its earlier peaks do not count.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let (results, wall_s, children_kib) = match opts.mode {
         Mode::Thread => run_threads(&job, opts.clients)?,
         Mode::Process => run_processes(&job, opts)?,

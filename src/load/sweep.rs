@@ -230,7 +230,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
                 std::thread::park();
             }
         }
-        let row = match result {
+        let done = match result {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!(
@@ -251,19 +251,24 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
                 return Err(io::Error::other(msg));
             }
         };
+        let row = done.row;
         {
             let mut w = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             w.write_record(row.fields())?;
             w.flush()?;
         }
         shared.update_meta(|m| m["scenarios_done"] = json!(i + 1))?;
+        let (server_mb, pool_mb) = (
+            done.server_peak_kib as f64 / 1024.0,
+            done.pool_peak_kib as f64 / 1024.0,
+        );
         let done = i + 1;
         let elapsed = t0.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (scenarios.len() - done) as f64;
         let s = &row.summary;
         writeln!(
             progress,
-            "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} | {:.1}s elapsed, ETA {:.0}s{}",
+            "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} peak MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
             scenarios.len(),
             row.mode,
             row.server_pool,
@@ -277,6 +282,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             s.avg_time_s,
             s.p99_s,
             report::mbps(s.aggregate_bps),
+            server_mb,
+            pool_mb,
             elapsed,
             eta,
             if s.failures.is_empty() {
@@ -348,7 +355,7 @@ fn run_scenario(
     log: &Path,
     index: usize,
     total: usize,
-) -> io::Result<Row> {
+) -> io::Result<Done> {
     let mut server = ServerProc::start(opts, sc, store, log, index, total)?;
     let mut popts = PoolOpts::new(
         sc.mode,
@@ -365,6 +372,7 @@ fn run_scenario(
         Ok(rep) => server.task_counts(rep.connected() as u64),
         Err(_) => Ok((0, 0)),
     };
+    let server_peak_kib = server.peak_rss_kib();
     let stopped = server.stop(opts.drain_timeout + Duration::from_secs(5));
     clean_store(store, keep)?;
     let rep = result?;
@@ -376,17 +384,29 @@ fn run_scenario(
             log.display()
         )));
     }
-    Ok(Row {
-        timestamp: utc_stamp(SystemTime::now()),
-        mode: sc.mode.name().to_string(),
-        server_pool: sc.server_pool,
-        operation: sc.op.name().to_string(),
-        volume: sc.volume.label(),
-        client_pool: sc.clients,
-        summary: Summary::of(&rep),
-        server_success,
-        server_fail,
+    Ok(Done {
+        row: Row {
+            timestamp: utc_stamp(SystemTime::now()),
+            mode: sc.mode.name().to_string(),
+            server_pool: sc.server_pool,
+            operation: sc.op.name().to_string(),
+            volume: sc.volume.label(),
+            client_pool: sc.clients,
+            summary: Summary::of(&rep),
+            server_success,
+            server_fail,
+        },
+        server_peak_kib,
+        pool_peak_kib: rep.peak_rss_kib,
     })
+}
+
+/// A finished scenario: its CSV row and what the progress line adds.
+struct Done {
+    row: Row,
+    /// VmHWM of the server and its worker processes, summed.
+    server_peak_kib: u64,
+    pool_peak_kib: u64,
 }
 
 /// Removes everything in the store but the test files: the scenario's uploads
@@ -546,6 +566,20 @@ impl ServerProc {
             polls += 1;
             std::thread::yield_now();
         }
+    }
+
+    /// Peak RSS (VmHWM) of the server plus its child processes, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let mut total = crate::load::peak_rss_kib(Some(self.pid));
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) {
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for k in kids.split_whitespace().filter_map(|x| x.parse().ok()) {
+                    total += crate::load::peak_rss_kib(Some(k));
+                }
+            }
+        }
+        total
     }
 
     /// SIGTERM, then waits for the exit; after `limit`, SIGKILL.

@@ -222,7 +222,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let t0 = Instant::now();
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.iter().enumerate() {
-        let result = run_scenario(opts, sc, &store, &keep, &log_path, i, scenarios.len());
+        let result = run_scenario(opts, sc, &store, &files, &log_path, i, scenarios.len());
         if crate::load::interrupted() {
             // The signal watcher stopped this scenario's processes and ends the
             // process: this half-finished scenario gets no row.
@@ -351,11 +351,12 @@ fn run_scenario(
     opts: &SweepOpts,
     sc: &Scenario,
     store: &Path,
-    keep: &[String],
+    files: &[TestFile],
     log: &Path,
     index: usize,
     total: usize,
 ) -> io::Result<Done> {
+    let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let mut server = ServerProc::start(opts, sc, store, log, index, total)?;
     let mut popts = PoolOpts::new(
         sc.mode,
@@ -367,6 +368,11 @@ fn run_scenario(
     popts.timeout = opts.client_timeout;
     popts.exe = opts.exe.clone();
     popts.seed = index as u64 + 1;
+    // Known already: saves hashing the volume again for every scenario.
+    popts.expect_sha256 = files
+        .iter()
+        .find(|f| f.bytes == sc.volume.bytes)
+        .map(|f| f.sha256.clone());
     let result = pool::run(&popts);
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
@@ -374,7 +380,7 @@ fn run_scenario(
     };
     let server_peak_kib = server.peak_rss_kib();
     let stopped = server.stop(opts.drain_timeout + Duration::from_secs(5));
-    clean_store(store, keep)?;
+    clean_store(store, &keep)?;
     let rep = result?;
     let (server_success, server_fail) = counts?;
     let status = stopped?;

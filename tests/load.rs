@@ -145,7 +145,7 @@ fn the_pool_in_both_modes_does_every_operation_against_every_server_mode() {
                     }
                 }
                 assert!(
-                    s.avg_time_s > 0.0 && s.max_s >= s.p50_s && s.wall_s >= s.max_s * 0.5,
+                    s.avg_time_s > 0.0 && s.max_s >= s.p50_s && s.wall_s >= s.max_s,
                     "{what}: {s:?}"
                 );
                 if pool_mode == Mode::Process {

@@ -300,13 +300,17 @@ impl Gate {
         }
     }
 
-    fn open_when(&self, arrived: usize) {
+    /// Opens the gate once `arrived` clients wait; returns the instant it
+    /// opened, taken before any client can start (so wall time covers them all).
+    fn open_when(&self, arrived: usize) -> Instant {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while s.0 < arrived {
             s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+        let t0 = Instant::now();
         s.1 = true;
         self.cv.notify_all();
+        t0
     }
 }
 
@@ -325,8 +329,7 @@ fn run_threads(job: &ClientJob, n: usize) -> io::Result<(Vec<ClientResult>, f64,
         handles.push(spawned.map_err(|e| e.to_string()));
     }
     let started = handles.iter().filter(|h| h.is_ok()).count();
-    gate.open_when(started);
-    let t0 = Instant::now();
+    let t0 = gate.open_when(started);
     let results = handles
         .into_iter()
         .enumerate()

@@ -391,7 +391,14 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
     assert_eq!(meta["matrix"]["client_pools"], serde_json::json!([1, 2, 5]));
     assert!(meta["rustc"].as_str().unwrap().starts_with("rustc "));
     assert!(meta["machine"]["cores"].as_u64().unwrap() >= 1);
-    assert!(meta["git"]["commit"].is_string(), "{meta}");
+    let in_git = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    assert_eq!(meta["git"]["commit"].is_string(), in_git, "{meta}");
+    assert_eq!(meta["git"]["dirty"].is_boolean(), in_git, "{meta}");
     assert!(meta["end"].is_string());
     // Uploads were removed: the store holds the test files only.
     assert_eq!(

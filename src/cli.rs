@@ -13,7 +13,7 @@ use std::time::Duration;
 use pico_args::Arguments;
 
 use crate::client::{Client, ClientError};
-use crate::server::{Mode, ServerConfig};
+use crate::server::ServerConfig;
 
 pub const USAGE: &str = "\
 usage: fsbench <command> [flags]
@@ -146,10 +146,6 @@ fn serve_main(mut args: Arguments) -> ExitCode {
     let rest = args.finish();
     if !rest.is_empty() {
         return usage_error(format!("unexpected arguments: {rest:?}"));
-    }
-    if cfg.mode == Mode::Process && !crate::server::PROCESS_MODE_AVAILABLE {
-        eprintln!("fsbench: --mode process is not available in this build yet (see the process-pool issue)");
-        return ExitCode::from(2);
     }
     match crate::server::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,6 +63,22 @@ pub fn readable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Blocks until `fd` can take a write (or has an error to report).
+pub fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        match syscall!(poll(&mut p, 1, -1)) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Room for one `cmsghdr` with one descriptor, aligned as a `cmsghdr`.
 #[repr(C)]
 union OneFdSpace {

@@ -136,8 +136,11 @@ fn encode_done(r: &Report, back: Option<&[u8]>) -> Vec<u8> {
     b
 }
 
-/// A worker's report, and the connection with its partial line if it came back.
-fn decode_done(f: Frame) -> io::Result<(Report, Option<(TcpStream, Vec<u8>)>)> {
+/// A connection coming back from a worker, with the bytes of a partial line.
+type Back = (TcpStream, Vec<u8>);
+
+/// A worker's report, and the connection if it came back.
+fn decode_done(f: Frame) -> io::Result<(Report, Option<Back>)> {
     let mut c = Cursor(&f.body);
     if c.u8()? != DONE {
         return Err(bad("unexpected message from a worker"));

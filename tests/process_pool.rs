@@ -313,6 +313,16 @@ fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
             .unwrap();
         assert_eq!(ppid, srv.pid());
         assert!(children(p).is_empty(), "workers fork nothing");
+        // SIGINT and SIGTERM are the acceptor's: workers ignore them.
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        let ign = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            assert!(ign & (1 << (sig - 1)) != 0, "worker {p} does not ignore signal {sig}");
+        }
     }
     let threads = |pid: u32| {
         std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -639,4 +649,48 @@ fn stats_has_the_same_shape_as_in_thread_mode() {
         let p = stats(&process);
         p["tasks_ok"].as_u64() >= Some(1) && p["requests"].as_u64() >= Some(1)
     }));
+}
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_is_handled_by_the_acceptor_alone() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::TempDir::new("pgrp");
+    let mut srv = Server::start_with(dir, &["--mode", "process", "--pool", "2"], |cmd| {
+        cmd.process_group(0);
+    });
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let pids = workers(&srv);
+    let big = pattern(12 << 20, 13);
+    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    assert!(wait_until(Duration::from_secs(5), || worker_holding(
+        &srv,
+        |t| t == big_path
+    )
+    .is_some()));
+    // What a terminal's Ctrl-C does: SIGINT to every process of the group.
+    // SAFETY: killpg(2) on the server's own process group.
+    assert_eq!(unsafe { libc::killpg(srv.pid() as i32, libc::SIGINT) }, 0);
+    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect(
+        srv.addr
+    )
+    .is_err()));
+    assert!(pids.iter().all(|&p| alive(p)), "workers ignore the signal");
+    go.send(()).unwrap();
+    let (r, got) = h.join().unwrap();
+    r.expect("the transfer in flight completes");
+    assert!(got == big, "content intact");
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
 }

@@ -321,7 +321,10 @@ fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
             .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
             .unwrap();
         for sig in [libc::SIGINT, libc::SIGTERM] {
-            assert!(ign & (1 << (sig - 1)) != 0, "worker {p} does not ignore signal {sig}");
+            assert!(
+                ign & (1 << (sig - 1)) != 0,
+                "worker {p} does not ignore signal {sig}"
+            );
         }
     }
     let threads = |pid: u32| {
@@ -693,4 +696,37 @@ fn ctrl_c_to_the_whole_process_group_is_handled_by_the_acceptor_alone() {
         pids.iter().all(|&p| !alive(p)),
         "a worker outlived the server"
     );
+}
+
+#[test]
+fn past_the_drain_timeout_a_stuck_worker_is_killed_and_nothing_is_left() {
+    let mut srv = Server::start(&["--mode", "process", "--pool", "2", "--drain-timeout", "0.5"]);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let pids = workers(&srv);
+    std::fs::write(srv.root.join("big.bin"), pattern(12 << 20, 14)).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    assert!(wait_until(Duration::from_secs(5), || worker_holding(
+        &srv,
+        |t| t == big_path
+    )
+    .is_some()));
+    // The client never reads again before the server is gone.
+    srv.signal(libc::SIGTERM);
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+    assert!(srv.log_text().contains("killing it"), "{}", srv.log_text());
+    go.send(()).unwrap();
+    let (r, _) = h.join().unwrap();
+    assert!(r.is_err(), "the cut transfer is reported as failed");
 }

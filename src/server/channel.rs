@@ -149,6 +149,7 @@ impl Writer {
                 None
             };
             match fdpass::send_with_fd(sock, &p.bytes[p.sent..], fd) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     // Once a byte is out, so is the descriptor: close our copy now.
                     p.fd = None;

@@ -264,9 +264,16 @@ fn fifty_gets_and_fifty_uploads(pool: usize) {
             h.join().unwrap();
         }
     });
-    let st = stats(&srv);
+    // A worker reports after its client has the answer: wait for the last reports.
+    let mut st = stats(&srv);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            st = stats(&srv);
+            st["tasks_ok"].as_u64() >= Some(100)
+        }),
+        "{st}"
+    );
     assert_eq!(st["tasks_failed"], 0, "{st}");
-    assert!(st["tasks_ok"].as_u64().unwrap() >= 100, "{st}");
     assert_eq!(st["workers_restarted"], 0);
     let pids: Vec<u32> = workers(&srv);
     assert_eq!(pids.len(), pool, "still exactly {pool} workers");

@@ -293,11 +293,12 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
             }
         }
+        // A complete line is served even if the client already shut down its side.
         let complete = c.buf.contains(&b'\n') || c.buf.len() >= limit;
-        if closed {
-            self.close(key);
-        } else if complete {
+        if complete {
             self.hand_over(key);
+        } else if closed {
+            self.close(key);
         }
     }
 

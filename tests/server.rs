@@ -835,6 +835,70 @@ mod uploads {
     }
 }
 
+mod limits {
+    use super::*;
+
+    #[test]
+    fn an_inline_upload_longer_than_the_line_limit_is_streamed() {
+        let srv = Server::start(&["--pool", "1"]);
+        let data = pattern(1_000_001, 5);
+        let mut r = Raw::connect(&srv);
+        let v = r.json(format!("UPLOAD big-inline.bin {}", b64(&data)).as_bytes());
+        assert_eq!(v["data"]["file_path"], "big-inline.bin");
+        assert_eq!(
+            std::fs::read(srv.root.join("big-inline.bin")).unwrap(),
+            data
+        );
+        // A bad name on such a line: ERROR, the line is skipped, the connection goes on.
+        assert_error(
+            &r.json(format!("UPLOAD .hidden {}", b64(&data)).as_bytes()),
+            "long inline upload with a bad name",
+        );
+        assert_eq!(
+            r.json(b"LIST")["data"],
+            serde_json::json!(["big-inline.bin"])
+        );
+        assert_eq!(srv.temp_files(), 0);
+    }
+
+    #[test]
+    fn a_request_line_over_64_kib_gets_an_error_and_a_close() {
+        let srv = Server::start(&["--pool", "1"]);
+        let mut r = Raw::connect(&srv);
+        assert_eq!(
+            r.json(format!("GET {}", "x".repeat(60_000)).as_bytes())["status"],
+            "ERROR"
+        );
+        let line = format!("GET {}\n", "x".repeat(70 * 1024));
+        r.send(line.as_bytes());
+        assert_error(&json(&r.response()), "line over the limit");
+        // Then the server closes: nothing more comes, whatever the client still sends.
+        assert!(r.finish().is_empty());
+        assert_eq!(srv.client().list().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_upload_over_the_size_limit_is_refused_and_leaves_nothing() {
+        let srv = Server::start(&["--pool", "1", "--max-upload", "1000000"]);
+        let mut c = srv.client();
+        let e = c
+            .upload(Some("too-big.bin"), &mut Gen::new(1_500_000, 1))
+            .expect_err("over the limit");
+        assert!(e.to_string().contains("limit"), "{e}");
+        let e = c
+            .upload(None, &mut Gen::new(1_000_001, 1))
+            .expect_err("one byte over");
+        assert!(e.to_string().contains("limit"), "{e}");
+        // Exactly at the limit is accepted, on the same connection.
+        let up = c
+            .upload(Some("at-limit.bin"), &mut Gen::new(1_000_000, 1))
+            .unwrap();
+        assert_eq!(up.sha256, gen_digest(1_000_000, 1));
+        assert_eq!(c.list().unwrap(), vec!["at-limit.bin".to_string()]);
+        assert_eq!(srv.temp_files(), 0);
+    }
+}
+
 mod idle_connections {
     use super::*;
     use fsbench::client::Client;
@@ -1020,6 +1084,55 @@ mod cli {
 
     fn code(o: &Output) -> i32 {
         o.status.code().expect("exit code")
+    }
+
+    #[test]
+    fn a_get_to_a_file_touches_nothing_but_its_output() {
+        let srv = Server::start(&["--pool", "1"]);
+        let data = pattern(200_000, 12);
+        let sha = sha_hex(&data);
+        srv.client().upload(Some("r.pdf"), &mut &data[..]).unwrap();
+        let keep = srv.dir.path().join("keep");
+        std::fs::create_dir_all(&keep).unwrap();
+        // The user's files beside the output, and an older version of the output.
+        std::fs::write(keep.join("report.part"), b"user's notes").unwrap();
+        std::fs::write(keep.join("report.pdf"), b"old version").unwrap();
+        std::fs::write(keep.join("draft.part"), b"user's draft").unwrap();
+        let before = common::snapshot(&keep);
+        let wrong = "0".repeat(64);
+        for out in ["report.pdf", "draft.part"] {
+            let out = keep.join(out);
+            let args = [
+                "get",
+                "r.pdf",
+                "-o",
+                out.to_str().unwrap(),
+                "--expect-sha256",
+                &wrong,
+            ];
+            assert_eq!(code(&client(&srv, &args)), 1);
+            assert_eq!(
+                common::snapshot(&keep),
+                before,
+                "a failed get -o {out:?} changed files"
+            );
+        }
+        let out = keep.join("report.pdf");
+        let args = [
+            "get",
+            "r.pdf",
+            "-o",
+            out.to_str().unwrap(),
+            "--expect-sha256",
+            &sha,
+        ];
+        assert_eq!(code(&client(&srv, &args)), 0);
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert_eq!(
+            std::fs::read(keep.join("report.part")).unwrap(),
+            b"user's notes"
+        );
+        assert_eq!(std::fs::read_dir(&keep).unwrap().count(), 3);
     }
 
     #[test]

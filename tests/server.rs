@@ -899,6 +899,59 @@ mod limits {
     }
 }
 
+mod timeouts {
+    use super::*;
+
+    /// Reads until the server closes; returns everything it sent.
+    fn until_closed(mut r: Raw) -> Vec<u8> {
+        let mut rest = std::mem::take(&mut r.buf);
+        r.s.read_to_end(&mut rest)
+            .expect("the server closes within the test's timeout");
+        rest
+    }
+
+    fn one_error(bytes: &[u8], context: &str) -> serde_json::Value {
+        let body = bytes
+            .strip_suffix(b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{context}: {:?}", String::from_utf8_lossy(bytes)));
+        let v = json(body);
+        assert_error(&v, context);
+        v
+    }
+
+    #[test]
+    fn silent_partial_and_stalled_connections_get_an_error_and_are_closed() {
+        let srv = Server::start(&[
+            "--pool",
+            "1",
+            "--idle-timeout",
+            "1",
+            "--request-timeout",
+            "0.5",
+        ]);
+        // Says nothing: the idle timeout.
+        let silent = Raw::connect(&srv);
+        // Starts a request line and never ends it: the request deadline.
+        let mut partial = Raw::connect(&srv);
+        partial.send(b"LIS");
+        // Stops in the middle of an upload body: the worker's idle timeout.
+        let mut stalled = Raw::connect(&srv);
+        stalled.send(b"UPLOAD stalled.bin\n");
+        assert_eq!(stalled.response(), b"READY TO RECEIVE FILE");
+        stalled.send(format!("{}\naGVs", b64(&pattern(30_000, 2))).as_bytes());
+
+        let v = one_error(&until_closed(silent), "silent");
+        assert!(v["data"].as_str().unwrap().contains("idle"), "{v}");
+        let v = one_error(&until_closed(partial), "partial line");
+        assert!(v["data"].as_str().unwrap().contains("time"), "{v}");
+        one_error(&until_closed(stalled), "stalled upload");
+        assert_eq!(srv.temp_files(), 0);
+        assert!(!srv.root.join("stalled.bin").exists());
+        // The server itself is fine.
+        assert_eq!(srv.client().list().unwrap(), Vec::<String>::new());
+    }
+}
+
 mod idle_connections {
     use super::*;
     use fsbench::client::Client;

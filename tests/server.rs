@@ -589,9 +589,10 @@ mod concurrency {
             .map(|i| {
                 let (addr, barrier) = (srv.addr, barrier.clone());
                 std::thread::spawn(move || {
-                    let mut c = Client::connect(addr, Duration::from_secs(60))
-                        .map_err(|e| format!("client {i}: {e}"))?;
+                    let c = Client::connect(addr, Duration::from_secs(60));
+                    // Every thread reaches the barrier, even one that failed to connect.
                     barrier.wait();
+                    let mut c = c.map_err(|e| format!("client {i}: {e}"))?;
                     let mut sink = HashSink::default();
                     let d = c
                         .get("ten.bin", &mut sink)

@@ -293,7 +293,8 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
             }
         }
-        // A complete line is served even if the client already shut down its side.
+        // A complete request is served even if the client has already half-closed
+        // (`printf 'LIST\n' | nc -N`): the worker answers it, then sees the end.
         let complete = c.buf.contains(&b'\n') || c.buf.len() >= limit;
         if complete {
             self.hand_over(key);

@@ -538,8 +538,18 @@ fn interrupt_half_way(sig: i32) {
         serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
     assert_eq!(meta["interrupted_by_signal"], sig);
     assert!(meta["scenarios_done"].as_u64().unwrap() >= rows.len() as u64 - 1);
-    // No server, server worker or pool child is left.
+    // No server, server worker or pool child is left, nor any upload.
     assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+    assert_eq!(
+        store_names(&dir.path().join("work/store")),
+        ["file_64KB.bin"]
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("work/store/.tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]

@@ -147,6 +147,9 @@ struct Shared {
     csv: Mutex<csv::Writer<File>>,
     meta: Mutex<Value>,
     meta_path: PathBuf,
+    /// The store and its test files: the interrupted scenario's uploads go too.
+    store: PathBuf,
+    keep: Vec<String>,
 }
 
 impl Shared {
@@ -213,6 +216,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         csv: Mutex::new(w),
         meta: Mutex::new(metadata(opts, &csv_path, &files, start, scenarios.len())),
         meta_path: meta_path.clone(),
+        store: store.clone(),
+        keep: keep.clone(),
     });
     shared.write_meta()?;
     if opts.handle_signals {
@@ -659,6 +664,7 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
                 continue;
             };
             let left = stop_children(Duration::from_secs(35));
+            let _ = clean_store(&shared.store, &shared.keep);
             let _csv = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             let _ = shared.update_meta(|m| {
                 m["end"] = json!(utc_stamp(SystemTime::now()));

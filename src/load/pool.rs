@@ -351,7 +351,8 @@ struct Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // Only reached early on errors: never leave a child behind.
+        // After a normal run the child is already reaped; after an early
+        // error (it never got ready) it is killed: never leave one behind.
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
         }

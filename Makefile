@@ -39,6 +39,7 @@ server: build
 
 test: build
 	$(CARGO) test --release -- --test-threads=2
+	$(MAKE) --no-print-directory stress-quick
 
 stress: build
 	$(BIN) sweep $(SWEEP_MATRIX) --volumes "$(VOLUMES)" --clients "$(CLIENTS)" $(SWEEP_FLAGS)

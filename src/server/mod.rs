@@ -86,6 +86,8 @@ impl Default for ServerConfig {
 /// Runs the server until SIGINT/SIGTERM has been handled.
 pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let nofile = crate::sys::raise_nofile_limit().unwrap_or(0);
+    // A full disk or a file-size limit must end one upload with ERROR, not the server.
+    crate::sys::ignore_sigxfsz()?;
     let store = Arc::new(Store::open(&cfg.root, cfg.fsync)?);
     let listener = mio::net::TcpListener::bind(cfg.addr)?;
     crate::sys::set_backlog(listener.as_raw_fd(), cfg.backlog)?;

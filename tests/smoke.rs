@@ -20,7 +20,11 @@ fn every_request_on_its_happy_path() {
     let d = c.get("Photo.JPG", &mut got).unwrap();
     assert_eq!(got, data);
     assert_eq!(d.sha256, up.sha256);
-    let mut names = vec!["Photo.JPG".to_string(), "small.txt".into(), up.sha256.clone()];
+    let mut names = vec![
+        "Photo.JPG".to_string(),
+        "small.txt".into(),
+        up.sha256.clone(),
+    ];
     names.sort();
     assert_eq!(c.list().unwrap(), names);
     c.delete("small.txt").unwrap();

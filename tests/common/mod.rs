@@ -63,12 +63,26 @@ impl Server {
         std::fs::write(canary.join("canary.txt"), b"do not touch").unwrap();
         let log = dir.path().join("server.log");
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").arg("--port").arg("0").arg("--root").arg(&root).arg("--no-fsync").args(args);
+        cmd.arg("serve")
+            .arg("--port")
+            .arg("0")
+            .arg("--root")
+            .arg(&root)
+            .arg("--no-fsync")
+            .args(args);
         prepare(&mut cmd);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
         let mut child = cmd.spawn().expect("spawn server");
         let addr = read_listening(&mut child, &log);
-        Server { child: Some(child), addr, dir, root, log }
+        Server {
+            child: Some(child),
+            addr,
+            dir,
+            root,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -110,7 +124,10 @@ impl Server {
             if Instant::now() > until {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("server did not exit within {limit:?}; log:\n{}", self.log_text());
+                panic!(
+                    "server did not exit within {limit:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -127,7 +144,9 @@ impl Server {
 
     /// Files in the store's temp folder.
     pub fn temp_files(&self) -> usize {
-        std::fs::read_dir(self.root.join(".tmp")).map(|d| d.count()).unwrap_or(0)
+        std::fs::read_dir(self.root.join(".tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 }
 
@@ -150,7 +169,10 @@ pub fn read_listening(child: &mut Child, log: &Path) -> SocketAddr {
         let n = lines.read_line(&mut line).unwrap();
         if n == 0 {
             let _ = child.wait();
-            panic!("server exited before listening; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "server exited before listening; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         if let Some(a) = line.trim().strip_prefix("LISTENING ") {
             // Keep draining stdout in the background so the server never blocks on it.
@@ -186,7 +208,9 @@ fn proc_status_field(pid: u32, field: &str) -> u64 {
 
 /// Number of open descriptors of a process.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Pids of the direct children of a process.
@@ -226,7 +250,13 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
                 if t.is_dir() {
                     walk(&p, out);
                 } else if t.is_symlink() {
-                    out.push((p.clone(), std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()));
+                    out.push((
+                        p.clone(),
+                        std::fs::read_link(&p)
+                            .unwrap()
+                            .into_os_string()
+                            .into_encoded_bytes(),
+                    ));
                 } else {
                     out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
                 }

@@ -447,7 +447,8 @@ pub fn case_13(mode: Mode) {
     s.seed();
     s.baseline();
     let root = s.root.clone();
-    let guard = match mount(&["--bind"], &root) {
+    let src = root.to_string_lossy().into_owned();
+    let guard = match mount(&["--bind", &src], &root) {
         Some(m) => {
             let ro = Command::new("mount")
                 .args(["-o", "remount,bind,ro"])

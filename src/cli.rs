@@ -6,14 +6,14 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use pico_args::Arguments;
 
 use crate::client::{Client, ClientError};
-use crate::server::{Mode, ServerConfig};
+use crate::server::ServerConfig;
 
 pub const USAGE: &str = "\
 usage: fsbench <command> [flags]
@@ -146,10 +146,6 @@ fn serve_main(mut args: Arguments) -> ExitCode {
     let rest = args.finish();
     if !rest.is_empty() {
         return usage_error(format!("unexpected arguments: {rest:?}"));
-    }
-    if cfg.mode == Mode::Process && !crate::server::PROCESS_MODE_AVAILABLE {
-        eprintln!("fsbench: --mode process is not available in this build yet (see the process-pool issue)");
-        return ExitCode::from(2);
     }
     match crate::server::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
@@ -287,18 +283,18 @@ fn run_client(conn: &ConnFlags, cmd: ClientCmd) -> Result<(), ClientError> {
             let d = match &out {
                 Some(path) => {
                     // Written beside the target and renamed only once verified.
-                    let tmp = path.with_extension("part");
-                    let mut f = io::BufWriter::new(File::create(&tmp)?);
+                    let tmp = part_path(path);
+                    let mut f = io::BufWriter::new(
+                        File::options().write(true).create_new(true).open(&tmp)?,
+                    );
                     let r = c.get(&name, &mut f).and_then(|d| {
                         f.flush()?;
                         check_sha(&name, &d.sha256, sha.as_deref())?;
+                        std::fs::rename(&tmp, path)?;
                         Ok(d)
                     });
                     match r {
-                        Ok(d) => {
-                            std::fs::rename(&tmp, path)?;
-                            d
-                        }
+                        Ok(d) => d,
                         Err(e) => {
                             let _ = std::fs::remove_file(&tmp);
                             return Err(e);
@@ -327,6 +323,14 @@ fn run_client(conn: &ConnFlags, cmd: ClientCmd) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// The temporary file of `get -o PATH`: PATH's own name plus a suffix, so it
+/// never is (nor clobbers) another file, e.g. `x.part` beside `-o x.pdf`.
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.part", std::process::id()));
+    path.with_file_name(name)
 }
 
 fn check_sha(name: &str, got: &str, want: Option<&str>) -> Result<(), ClientError> {

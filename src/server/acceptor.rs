@@ -293,11 +293,13 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
             }
         }
+        // A complete request is served even if the client has already half-closed
+        // (`printf 'LIST\n' | nc -N`): the worker answers it, then sees the end.
         let complete = c.buf.contains(&b'\n') || c.buf.len() >= limit;
-        if closed {
-            self.close(key);
-        } else if complete {
+        if complete {
             self.hand_over(key);
+        } else if closed {
+            self.close(key);
         }
     }
 

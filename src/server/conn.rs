@@ -223,6 +223,11 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
             Err(Error::Io(e)) => {
                 c.report.ok = false;
                 crate::log::debug(format_args!("connection broken: {e}"));
+                if e.kind() == io::ErrorKind::TimedOut {
+                    // The client went quiet mid-request (an upload body, a long
+                    // line): the connection still stands, so say why it ends.
+                    let _ = c.send(&json::error_response("idle timeout"));
+                }
                 return After::Close;
             }
         }

@@ -5,8 +5,10 @@
 //! and runs the acceptor over the chosen pool until SIGINT/SIGTERM.
 
 pub mod acceptor;
+pub mod channel;
 pub mod conn;
 pub mod pool;
+pub mod process_pool;
 pub mod stats;
 pub mod thread_pool;
 
@@ -22,6 +24,7 @@ use mio::{Poll, Waker};
 use crate::protocol::Limits;
 use crate::store::Store;
 use acceptor::{Acceptor, AcceptorConfig, WAKER};
+use process_pool::ProcessPool;
 use stats::ServerStats;
 use thread_pool::ThreadPool;
 
@@ -84,6 +87,10 @@ impl Default for ServerConfig {
 }
 
 /// Runs the server until SIGINT/SIGTERM has been handled.
+///
+/// In process mode the workers are forked here, before the event loop (or
+/// anything else that could start a thread) exists, and the acceptor never
+/// starts a thread afterwards.
 pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let nofile = crate::sys::raise_nofile_limit().unwrap_or(0);
     // A full disk or a file-size limit must end one upload with ERROR, not the server.
@@ -92,8 +99,20 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let listener = mio::net::TcpListener::bind(cfg.addr)?;
     crate::sys::set_backlog(listener.as_raw_fd(), cfg.backlog)?;
     let local = listener.local_addr()?;
+    // Before the fork: a SIGTERM during start-up is not lost. Workers set both
+    // signals to SIG_IGN as they start and never see this pipe.
     let signals = crate::sys::signal_pipe()?;
     let stats = Arc::new(ServerStats::new(cfg.mode.name(), cfg.pool));
+    let process_pool = match cfg.mode {
+        Mode::Process => Some(ProcessPool::start(
+            cfg.pool,
+            cfg.queue,
+            store.clone(),
+            cfg.limits.clone(),
+            stats.clone(),
+        )?),
+        Mode::Thread => None,
+    };
     crate::log::info(format_args!(
         "listening on {local}: mode={} pool={} root={} fsync={} nofile={nofile}",
         cfg.mode.name(),
@@ -112,8 +131,9 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         max_connections: cfg.max_connections,
         drain_timeout: cfg.drain_timeout,
     };
-    match cfg.mode {
-        Mode::Thread => {
+    match process_pool {
+        Some(pool) => Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run(),
+        None => {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let pool = ThreadPool::start(
                 cfg.pool,
@@ -125,12 +145,5 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
             )?;
             Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run()
         }
-        Mode::Process => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "--mode process is not implemented yet (see the process-pool issue)",
-        )),
     }
 }
-
-/// Whether `--mode process` is built in (the process-pool issue).
-pub const PROCESS_MODE_AVAILABLE: bool = false;

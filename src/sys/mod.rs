@@ -20,6 +20,9 @@ macro_rules! syscall {
     }};
 }
 
+pub mod fdpass;
+pub mod process;
+
 /// Sets the listen backlog of a listening socket (Linux lets `listen` be called again).
 pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
     syscall!(listen(fd, backlog)).map(drop)

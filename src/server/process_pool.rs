@@ -1,0 +1,690 @@
+//! Process mode: N pre-forked worker processes, each fed connections over its
+//! own UNIX socketpair with `SCM_RIGHTS`.
+//!
+//! The acceptor sends an idle worker the connection's descriptor, the bytes it
+//! already read and a STATS snapshot, and closes its own copy at once (so a
+//! client sees its connection close if that worker dies). The worker serves
+//! it with [`conn::serve`], the same handler as thread mode, and reports back
+//! (ok or failed, bytes in and out, requests), sending the descriptor back
+//! when the connection stays open with nothing waiting. A worker that dies is
+//! noticed through its socketpair, reaped, its temp files removed, and
+//! replaced, with a growing delay if replacements keep dying at start.
+//!
+//! The acceptor side never blocks on a channel (a full one is waited out
+//! through the event loop) and never starts a thread; a worker never touches
+//! the listener, the event loop or another worker's channel.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use crate::protocol::Limits;
+use crate::server::channel::{self, Frame, Reader, Writer};
+use crate::server::conn::{self, After, Ctx};
+use crate::server::pool::{Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::stats::{Report, ServerStats};
+use crate::store::Store;
+use crate::sys::fdpass;
+use crate::sys::process::{self, Forked};
+
+/// A worker that dies sooner than this after its start counts as dying at start.
+const QUICK_DEATH: Duration = Duration::from_secs(1);
+/// How often an exited worker is looked for while not reaped yet.
+const REAP_RETRY: Duration = Duration::from_millis(5);
+
+/// How long to wait before replacing a worker, after `quick` deaths at start
+/// in a row: the first replacement is immediate, then 100 ms, doubling, to 10 s.
+pub fn restart_delay(quick: u32) -> Duration {
+    match quick {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(100u64 << (n - 2).min(7)).min(Duration::from_secs(10)),
+    }
+}
+
+// Message kinds. Acceptor to worker: a job (with the connection's
+// descriptor), or "drain". Worker to acceptor: a report (with the descriptor
+// when the connection comes back).
+const JOB: u8 = b'J';
+const DRAIN: u8 = b'Q';
+const DONE: u8 = b'D';
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// A read cursor over a message body.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(bad("channel message too short"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+}
+
+fn encode_job(pending: &[u8], stats: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(5 + pending.len() + stats.len());
+    b.push(JOB);
+    b.extend_from_slice(&(pending.len() as u32).to_le_bytes());
+    b.extend_from_slice(pending);
+    b.extend_from_slice(stats.as_bytes());
+    b
+}
+
+enum ToWorker {
+    Job {
+        stream: TcpStream,
+        pending: Vec<u8>,
+        stats: String,
+    },
+    Drain,
+}
+
+fn decode_to_worker(f: Frame) -> io::Result<ToWorker> {
+    let mut c = Cursor(&f.body);
+    match (c.u8()?, f.fd) {
+        (JOB, Some(fd)) => {
+            let n = c.u32()? as usize;
+            let pending = c.take(n)?.to_vec();
+            let stats =
+                String::from_utf8(c.0.to_vec()).map_err(|_| bad("STATS snapshot not UTF-8"))?;
+            Ok(ToWorker::Job {
+                stream: TcpStream::from(fd),
+                pending,
+                stats,
+            })
+        }
+        (DRAIN, None) if c.0.is_empty() => Ok(ToWorker::Drain),
+        _ => Err(bad("unexpected message from the acceptor")),
+    }
+}
+
+fn encode_done(r: &Report, back: Option<&[u8]>) -> Vec<u8> {
+    let mut b = Vec::with_capacity(27 + back.map_or(0, <[u8]>::len));
+    b.push(DONE);
+    b.push(r.ok as u8);
+    for v in [r.bytes_in, r.bytes_out, r.requests] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.push(back.is_some() as u8);
+    b.extend_from_slice(back.unwrap_or_default());
+    b
+}
+
+/// A connection coming back from a worker, with the bytes of a partial line.
+type Back = (TcpStream, Vec<u8>);
+
+/// A worker's report, and the connection if it came back.
+fn decode_done(f: Frame) -> io::Result<(Report, Option<Back>)> {
+    let mut c = Cursor(&f.body);
+    if c.u8()? != DONE {
+        return Err(bad("unexpected message from a worker"));
+    }
+    let ok = c.u8()? != 0;
+    let report = Report {
+        ok,
+        bytes_in: c.u64()?,
+        bytes_out: c.u64()?,
+        requests: c.u64()?,
+    };
+    let back = match (c.u8()?, f.fd) {
+        (1, Some(fd)) => Some((TcpStream::from(fd), c.0.to_vec())),
+        (0, None) if c.0.is_empty() => None,
+        _ => return Err(bad("report and descriptor do not match")),
+    };
+    Ok((report, back))
+}
+
+/// The acceptor's side of one live worker.
+struct Worker {
+    pid: u32,
+    chan: OwnedFd,
+    reader: Reader,
+    writer: Writer,
+    started: Instant,
+    /// The peer of the connection it is serving, if any.
+    busy: Option<SocketAddr>,
+}
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<Worker>,
+    respawn_at: Option<Instant>,
+    /// Deaths at start in a row (for the back-off).
+    quick_deaths: u32,
+}
+
+/// A worker that is gone from its slot and not reaped yet.
+struct Zombie {
+    pid: u32,
+    id: usize,
+}
+
+pub struct ProcessPool {
+    slots: Vec<Slot>,
+    queue: VecDeque<Job>,
+    capacity: usize,
+    returned: Vec<Returned>,
+    zombies: Vec<Zombie>,
+    /// Where the next search for an idle worker starts (spreads the work).
+    cursor: usize,
+    registry: Option<Registry>,
+    store: Arc<Store>,
+    limits: Limits,
+    stats: Arc<ServerStats>,
+    max_frame: usize,
+    stopping: bool,
+}
+
+fn token(id: usize) -> Token {
+    Token(POOL_TOKEN_BASE + id)
+}
+
+impl ProcessPool {
+    /// Forks `size` workers (call before any thread exists); at most `queue`
+    /// ready connections wait for one.
+    pub fn start(
+        size: usize,
+        queue: usize,
+        store: Arc<Store>,
+        limits: Limits,
+        stats: Arc<ServerStats>,
+    ) -> io::Result<ProcessPool> {
+        let max_frame = limits.max_line * 2 + (16 << 20);
+        let mut pool = ProcessPool {
+            slots: (0..size).map(|_| Slot::default()).collect(),
+            queue: VecDeque::with_capacity(queue),
+            capacity: queue.max(1),
+            returned: Vec::new(),
+            zombies: Vec::new(),
+            cursor: 0,
+            registry: None,
+            store,
+            limits,
+            stats,
+            max_frame,
+            stopping: false,
+        };
+        for id in 0..size {
+            pool.spawn(id)?;
+        }
+        Ok(pool)
+    }
+
+    /// Forks the worker of slot `id`. Returns in the parent only.
+    fn spawn(&mut self, id: usize) -> io::Result<()> {
+        let (mine, theirs) = fdpass::socketpair()?;
+        fdpass::set_nonblocking(mine.as_fd(), true)?;
+        match process::fork_worker(theirs.as_fd())? {
+            Forked::Child => {
+                // Already closed by fork_worker: must not be closed again.
+                std::mem::forget(mine);
+                let code = catch_unwind(AssertUnwindSafe(|| {
+                    worker_main(id, theirs, &self.store, &self.limits, self.max_frame)
+                }))
+                .unwrap_or(101);
+                process::exit_now(code)
+            }
+            Forked::Parent { pid } => {
+                drop(theirs);
+                self.stats.workers[id].pid.store(pid, Relaxed);
+                crate::log::debug(format_args!("worker {id} started: pid {pid}"));
+                self.slots[id].worker = Some(Worker {
+                    pid,
+                    chan: mine,
+                    reader: Reader::new(self.max_frame),
+                    writer: Writer::new(),
+                    started: Instant::now(),
+                    busy: None,
+                });
+                if let Some(r) = &self.registry {
+                    if let Err(e) = register_worker(r, id, self.slots[id].worker.as_ref()) {
+                        self.lose(id, &format!("cannot watch its channel: {e}"));
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A worker is gone or unusable: closes its channel (and any connection
+    /// still queued on it), fails its task, and schedules its replacement.
+    fn lose(&mut self, id: usize, reason: &str) {
+        let Some(mut w) = self.slots[id].worker.take() else {
+            return;
+        };
+        if let Some(r) = &self.registry {
+            let _ = r.deregister(&mut SourceFd(&w.chan.as_raw_fd()));
+        }
+        // It may still be running (a protocol error): make sure it ends. Not
+        // reaped yet, so the pid is still ours.
+        let _ = process::kill_hard(w.pid);
+        if let Some(peer) = w.busy.take() {
+            self.returned.push(Returned {
+                worker: id,
+                report: Report::default(),
+                back: None,
+                peer,
+            });
+        }
+        let now = Instant::now();
+        let slot = &mut self.slots[id];
+        if now.duration_since(w.started) < QUICK_DEATH {
+            slot.quick_deaths += 1;
+        } else {
+            slot.quick_deaths = 0;
+        }
+        let delay = restart_delay(slot.quick_deaths);
+        slot.respawn_at = Some(now + delay);
+        crate::log::info(format_args!(
+            "worker {id} (pid {}) lost: {reason}; replacing it in {delay:?}",
+            w.pid
+        ));
+        self.zombies.push(Zombie { pid: w.pid, id });
+        drop(w);
+    }
+
+    /// Reads what a worker sent: reports, or the end of its channel.
+    fn read(&mut self, id: usize) {
+        loop {
+            let Some(w) = self.slots[id].worker.as_mut() else {
+                return;
+            };
+            let r = w.reader.fill(w.chan.as_fd());
+            let closed = match r {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.lose(id, &format!("channel error: {e}")),
+            };
+            // Reports that arrived before the end still count.
+            if let Err(e) = self.take_reports(id) {
+                return self.lose(id, &format!("bad report: {e}"));
+            }
+            if closed {
+                return self.lose(id, "its channel closed");
+            }
+        }
+    }
+
+    fn take_reports(&mut self, id: usize) -> io::Result<()> {
+        while let Some(w) = self.slots[id].worker.as_mut() {
+            let Some(frame) = w.reader.next_frame()? else {
+                break;
+            };
+            let (report, back) = decode_done(frame)?;
+            let peer = w
+                .busy
+                .take()
+                .ok_or_else(|| bad("a report from an idle worker"))?;
+            self.returned.push(Returned {
+                worker: id,
+                report,
+                back,
+                peer,
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, id: usize) {
+        let Some(w) = self.slots[id].worker.as_mut() else {
+            return;
+        };
+        if let Err(e) = w.writer.flush(w.chan.as_fd()) {
+            self.lose(id, &format!("cannot write to its channel: {e}"));
+        }
+    }
+
+    fn idle_worker(&mut self) -> Option<usize> {
+        let n = self.slots.len();
+        for k in 0..n {
+            let id = (self.cursor + k) % n;
+            if self.slots[id]
+                .worker
+                .as_ref()
+                .is_some_and(|w| w.busy.is_none())
+            {
+                self.cursor = (id + 1) % n;
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Hands queued jobs to idle workers.
+    fn dispatch(&mut self) {
+        while !self.queue.is_empty() {
+            let Some(id) = self.idle_worker() else {
+                return;
+            };
+            let Some(job) = self.queue.pop_front() else {
+                return;
+            };
+            let body = encode_job(&job.pending, &self.stats.to_json());
+            if let Some(w) = self.slots[id].worker.as_mut() {
+                w.writer.push(&body, Some(OwnedFd::from(job.stream)));
+                w.busy = Some(job.peer);
+            }
+            self.flush(id);
+        }
+    }
+
+    /// Reaps exited workers and removes their temp files.
+    fn reap(&mut self) {
+        let store = &self.store;
+        self.zombies.retain(|z| match process::try_wait(z.pid) {
+            Ok(None) => true,
+            Ok(Some(st)) => {
+                after_exit(store, z.id, z.pid, &st.to_string());
+                false
+            }
+            Err(e) => {
+                after_exit(store, z.id, z.pid, &format!("waitpid: {e}"));
+                false
+            }
+        });
+    }
+}
+
+/// A worker has been reaped: its unfinished uploads are removed.
+fn after_exit(store: &Store, id: usize, pid: u32, how: &str) {
+    let removed = store.remove_temps_of(pid);
+    let line =
+        format_args!("worker {id} (pid {pid}) reaped: {how}; {removed} temp file(s) removed");
+    if how == "exit code 0" && removed == 0 {
+        crate::log::debug(line);
+    } else {
+        crate::log::info(line);
+    }
+}
+
+fn register_worker(r: &Registry, id: usize, w: Option<&Worker>) -> io::Result<()> {
+    match w {
+        Some(w) => r.register(
+            &mut SourceFd(&w.chan.as_raw_fd()),
+            token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        ),
+        None => Ok(()),
+    }
+}
+
+impl WorkerPool for ProcessPool {
+    fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        for (id, s) in self.slots.iter().enumerate() {
+            register_worker(registry, id, s.worker.as_ref())?;
+        }
+        self.registry = Some(registry.try_clone()?);
+        Ok(())
+    }
+
+    fn on_event(&mut self, _: &Registry, token: Token, event: &Event) -> io::Result<()> {
+        // A worker's trouble is never the acceptor's error: it loses that worker.
+        let id = token.0 - POOL_TOKEN_BASE;
+        if id >= self.slots.len() {
+            return Ok(());
+        }
+        if event.is_writable() {
+            self.flush(id);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(id);
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    fn has_room(&self) -> bool {
+        self.queue.len() < self.capacity
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), Job> {
+        if self.queue.len() >= self.capacity {
+            return Err(job);
+        }
+        self.queue.push_back(job);
+        self.dispatch();
+        Ok(())
+    }
+
+    fn take_returned(&mut self, out: &mut Vec<Returned>) {
+        out.append(&mut self.returned);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+            && self
+                .slots
+                .iter()
+                .all(|s| s.worker.as_ref().is_none_or(|w| w.busy.is_none()))
+    }
+
+    fn maintain(&mut self, _: &Registry) -> Option<Instant> {
+        self.reap();
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        for id in 0..self.slots.len() {
+            if self.stopping || self.slots[id].worker.is_some() {
+                continue;
+            }
+            let Some(at) = self.slots[id].respawn_at else {
+                continue;
+            };
+            if at > now {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            match self.spawn(id) {
+                Ok(()) => {
+                    self.slots[id].respawn_at = None;
+                    self.stats.workers_restarted.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    let slot = &mut self.slots[id];
+                    slot.quick_deaths += 1;
+                    let delay = restart_delay(slot.quick_deaths).max(Duration::from_millis(100));
+                    crate::log::info(format_args!(
+                        "cannot start worker {id}: {e}; retrying in {delay:?}"
+                    ));
+                    slot.respawn_at = Some(now + delay);
+                    next = Some(next.map_or(now + delay, |n| n.min(now + delay)));
+                }
+            }
+        }
+        self.dispatch();
+        if !self.zombies.is_empty() {
+            let at = now + REAP_RETRY;
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        next
+    }
+
+    fn drain(&mut self) {
+        for id in 0..self.slots.len() {
+            if let Some(w) = self.slots[id].worker.as_mut() {
+                w.writer.push(&[DRAIN], None);
+            }
+            self.flush(id);
+        }
+    }
+
+    fn shutdown(&mut self, deadline: Instant) {
+        self.stopping = true;
+        // Closing a channel is the signal to stop: the worker ends once it has
+        // finished the connection at hand.
+        for id in 0..self.slots.len() {
+            if let Some(w) = self.slots[id].worker.take() {
+                if let Some(r) = &self.registry {
+                    let _ = r.deregister(&mut SourceFd(&w.chan.as_raw_fd()));
+                }
+                self.zombies.push(Zombie { pid: w.pid, id });
+            }
+        }
+        loop {
+            self.reap();
+            if self.zombies.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(REAP_RETRY);
+        }
+        for z in std::mem::take(&mut self.zombies) {
+            crate::log::info(format_args!(
+                "worker {} (pid {}) still busy at the deadline: killing it",
+                z.id, z.pid
+            ));
+            let _ = process::kill_hard(z.pid);
+            let how = match process::wait_blocking(z.pid) {
+                Ok(st) => st.to_string(),
+                Err(e) => format!("waitpid: {e}"),
+            };
+            after_exit(&self.store, z.id, z.pid, &how);
+        }
+    }
+}
+
+/// The worker process: serves the jobs that come over `chan` until it closes.
+/// Returns the exit code.
+fn worker_main(id: usize, chan: OwnedFd, store: &Store, limits: &Limits, max_frame: usize) -> i32 {
+    crate::log::debug(format_args!("worker {id} ready"));
+    if let Err(e) = fdpass::set_nonblocking(chan.as_fd(), false) {
+        crate::log::info(format_args!("worker {id}: {e}"));
+        return 1;
+    }
+    let mut reader = Reader::new(max_frame);
+    let mut draining = false;
+    loop {
+        let msg = match reader
+            .recv_blocking(chan.as_fd())
+            .and_then(|f| f.map(decode_to_worker).transpose())
+        {
+            Ok(Some(m)) => m,
+            Ok(None) => return 0,
+            Err(e) => {
+                crate::log::info(format_args!("worker {id}: channel: {e}"));
+                return 1;
+            }
+        };
+        let (stream, pending, stats) = match msg {
+            ToWorker::Drain => {
+                draining = true;
+                continue;
+            }
+            ToWorker::Job {
+                stream,
+                pending,
+                stats,
+            } => (stream, pending, stats),
+        };
+        let stats_json = || stats.clone();
+        // Anything on the channel while busy is "drain" or its end (the
+        // acceptor gone): either way, finish the request at hand and close.
+        let is_draining = || draining || fdpass::readable_now(chan.as_fd()).unwrap_or(true);
+        let ctx = Ctx {
+            store,
+            limits,
+            stats_json: &stats_json,
+            draining: &is_draining,
+        };
+        let (after, report) = conn::serve(stream, pending, &ctx);
+        crate::log::debug(format_args!("worker {id} done: {report:?}"));
+        let sent = match after {
+            After::GiveBack(s, rest) => channel::send_blocking(
+                chan.as_fd(),
+                &encode_done(&report, Some(&rest)),
+                Some(s.into()),
+            ),
+            After::Close => channel::send_blocking(chan.as_fd(), &encode_done(&report, None), None),
+        };
+        if let Err(e) = sent {
+            crate::log::info(format_args!("worker {id}: cannot report ({e}): exiting"));
+            return 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_only_when_workers_keep_dying_at_start() {
+        assert_eq!(restart_delay(0), Duration::ZERO);
+        assert_eq!(restart_delay(1), Duration::ZERO);
+        assert_eq!(restart_delay(2), Duration::from_millis(100));
+        assert_eq!(restart_delay(3), Duration::from_millis(200));
+        assert!(restart_delay(6) > restart_delay(5));
+        assert_eq!(restart_delay(50), Duration::from_secs(10));
+        assert_eq!(restart_delay(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn messages_round_trip_and_mismatches_are_refused() {
+        let r = Report {
+            ok: true,
+            bytes_in: 7,
+            bytes_out: 1 << 40,
+            requests: 3,
+        };
+        let (rep, back) = decode_done(Frame {
+            body: encode_done(&r, None),
+            fd: None,
+        })
+        .unwrap();
+        assert_eq!((rep, back.is_none()), (r, true));
+        // A report that says "connection back" without a descriptor.
+        assert!(decode_done(Frame {
+            body: encode_done(&r, Some(b"LI")),
+            fd: None,
+        })
+        .is_err());
+        assert!(decode_done(Frame {
+            body: vec![DONE, 1],
+            fd: None,
+        })
+        .is_err());
+        // A job without its descriptor.
+        assert!(decode_to_worker(Frame {
+            body: encode_job(b"LIST\n", "{}"),
+            fd: None,
+        })
+        .is_err());
+        assert!(matches!(
+            decode_to_worker(Frame {
+                body: vec![DRAIN],
+                fd: None,
+            }),
+            Ok(ToWorker::Drain)
+        ));
+    }
+}

@@ -1,0 +1,739 @@
+//! Process mode (`serve --mode process`): pre-forked workers fed over
+//! SCM_RIGHTS. Concurrency at pool sizes 1, 5 and 50, the worker count from
+//! /proc, workers killed while idle, mid-download and mid-upload, descriptor
+//! hygiene of the acceptor, SIGTERM drain, the acceptor killed, STATS shape.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{children, pattern, Server};
+use fsbench::client::{Client, ClientError};
+
+/// Client timeout for the transfers a worker's death interrupts: well under
+/// the server's idle timeout (60 s), so a hang would show as "timeout".
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn start(pool: usize) -> Server {
+    let p = pool.to_string();
+    Server::start(&["--mode", "process", "--pool", &p])
+}
+
+/// Polls `cond` until it holds or `limit` has passed; returns whether it held.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn workers(srv: &Server) -> Vec<u32> {
+    let mut v = children(srv.pid());
+    v.sort();
+    v
+}
+
+/// Is the process running (it exists and is not a zombie)?
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    match stat.rfind(')') {
+        Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
+        None => false,
+    }
+}
+
+fn kill9(pid: u32) {
+    // SAFETY: kill(2) with a pid of our own test's processes.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+}
+
+/// The descriptors of a process with what each points at.
+fn fd_table(pid: u32) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let target = std::fs::read_link(e.path()).unwrap_or_default();
+                    (e.file_name().to_string_lossy().into_owned(), target)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Socket inodes of TCP connections (not listeners) on this host.
+fn tcp_connection_inodes() -> Vec<String> {
+    let mut out = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // st is column 3 ("0A" = LISTEN), inode column 9.
+            if cols.len() > 9 && cols[3] != "0A" {
+                out.push(format!("socket:[{}]", cols[9]));
+            }
+        }
+    }
+    out
+}
+
+/// Does the process hold a TCP connection?
+fn holds_a_connection(pid: u32) -> bool {
+    let conns = tcp_connection_inodes();
+    fd_table(pid)
+        .iter()
+        .any(|(_, t)| conns.iter().any(|c| Path::new(c) == t))
+}
+
+/// The worker that has a file matching `pred` open.
+fn worker_holding(srv: &Server, pred: impl Fn(&Path) -> bool) -> Option<u32> {
+    workers(srv)
+        .into_iter()
+        .find(|&pid| fd_table(pid).iter().any(|(_, t)| pred(t)))
+}
+
+fn stats(srv: &Server) -> serde_json::Value {
+    srv.client().stats().expect("STATS")
+}
+
+/// A point a transfer stops at until the test lets it go on.
+struct Gate {
+    started: mpsc::Sender<()>,
+    go: mpsc::Receiver<()>,
+    passed: bool,
+}
+
+impl Gate {
+    fn new() -> (Gate, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel();
+        let gate = Gate {
+            started: started_tx,
+            go: go_rx,
+            passed: false,
+        };
+        (gate, started_rx, go_tx)
+    }
+
+    fn pass(&mut self) {
+        if !self.passed {
+            self.passed = true;
+            let _ = self.started.send(());
+            let _ = self.go.recv();
+        }
+    }
+}
+
+/// A GET sink that stops reading after the first bytes until the gate opens.
+struct GatedSink {
+    gate: Gate,
+    got: Vec<u8>,
+}
+
+impl Write for GatedSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.gate.pass();
+        self.got.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An upload source that stops after `gate_at` bytes until the gate opens.
+struct GatedReader {
+    data: Vec<u8>,
+    pos: usize,
+    gate_at: usize,
+    gate: Gate,
+}
+
+impl Read for GatedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.gate_at {
+            self.gate.pass();
+        }
+        let end = if self.pos < self.gate_at {
+            self.gate_at
+        } else {
+            self.data.len()
+        };
+        let n = buf.len().min(end - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A GET of `name` that stalls after its first bytes, in a thread; returns
+/// (started, go, handle). The worker serving it fills the socket buffers and
+/// blocks, so it is in the middle of the transfer until `go`.
+#[allow(clippy::type_complexity)]
+fn stalled_get(
+    srv: &Server,
+    name: &str,
+) -> (
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+    std::thread::JoinHandle<(Result<fsbench::client::Download, ClientError>, Vec<u8>)>,
+) {
+    let (gate, started, go) = Gate::new();
+    let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
+    let name = name.to_string();
+    let h = std::thread::spawn(move || {
+        let mut sink = GatedSink {
+            gate,
+            got: Vec::new(),
+        };
+        let r = c.get(&name, &mut sink);
+        (r, sink.got)
+    });
+    (started, go, h)
+}
+
+fn canonical_root(srv: &Server) -> PathBuf {
+    srv.root.canonicalize().unwrap()
+}
+
+/// 50 concurrent verified GETs, then 50 concurrent verified UPLOADs.
+fn fifty_gets_and_fifty_uploads(pool: usize) {
+    let mut srv = start(pool);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == pool));
+    let seeds: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| {
+            (
+                format!("seed-{i}.bin"),
+                pattern((1 << 20) - i * 4099, i as u64),
+            )
+        })
+        .collect();
+    for (name, data) in &seeds {
+        std::fs::write(srv.root.join(name), data).unwrap();
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let (name, data) = &seeds[i % seeds.len()];
+                let srv = &srv;
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let d = srv.client().get(name, &mut got).expect("GET");
+                    assert_eq!(d.bytes, data.len() as u64);
+                    assert!(got == *data, "GET {name}: content differs");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let srv = &srv;
+                s.spawn(move || {
+                    let data = pattern(256 * 1024 + i * 1000, 100 + i as u64);
+                    let name = format!("up-{i}.bin");
+                    let u = srv
+                        .client()
+                        .upload(Some(&name), &mut &data[..])
+                        .expect("UPLOAD");
+                    assert_eq!(u.name, name);
+                    assert_eq!(
+                        std::fs::read(srv.root.join(&name)).unwrap(),
+                        data,
+                        "{name} stored"
+                    );
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    // A worker reports after its client has the answer: wait for the last reports.
+    let mut st = stats(&srv);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            st = stats(&srv);
+            st["tasks_ok"].as_u64() >= Some(100)
+        }),
+        "{st}"
+    );
+    assert_eq!(st["tasks_failed"], 0, "{st}");
+    assert_eq!(st["workers_restarted"], 0);
+    let pids: Vec<u32> = workers(&srv);
+    assert_eq!(pids.len(), pool, "still exactly {pool} workers");
+    assert_eq!(srv.temp_files(), 0);
+    assert!(srv.stop(Duration::from_secs(10)).success());
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+}
+
+#[test]
+fn pool_of_1_serves_50_concurrent_gets_and_uploads() {
+    fifty_gets_and_fifty_uploads(1);
+}
+
+#[test]
+fn pool_of_5_serves_50_concurrent_gets_and_uploads() {
+    fifty_gets_and_fifty_uploads(5);
+}
+
+#[test]
+fn pool_of_50_serves_50_concurrent_gets_and_uploads() {
+    fifty_gets_and_fifty_uploads(50);
+}
+
+#[test]
+fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
+    let srv = start(4);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 4));
+    // Serve a little, then look again: nothing extra was started.
+    for _ in 0..20 {
+        srv.client().list().unwrap();
+    }
+    let pids = workers(&srv);
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    for &p in &pids {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+        let ppid: u32 = stat[stat.rfind(')').unwrap() + 2..]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(ppid, srv.pid());
+        assert!(children(p).is_empty(), "workers fork nothing");
+        // SIGINT and SIGTERM are the acceptor's: workers ignore them.
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        let ign = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            assert!(
+                ign & (1 << (sig - 1)) != 0,
+                "worker {p} does not ignore signal {sig}"
+            );
+        }
+    }
+    let threads = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(
+        threads(srv.pid()),
+        1,
+        "process mode starts no thread in the acceptor"
+    );
+    let st = stats(&srv);
+    let mut stat_pids: Vec<u32> = st["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap() as u32)
+        .collect();
+    stat_pids.sort();
+    assert_eq!(stat_pids, pids, "STATS names the worker processes");
+}
+
+#[test]
+fn an_idle_worker_killed_is_replaced_within_a_second() {
+    let srv = start(3);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 3));
+    let before = workers(&srv);
+    let victim = before[1];
+    kill9(victim);
+    assert!(
+        wait_until(Duration::from_secs(1), || {
+            let w = workers(&srv);
+            w.len() == 3 && !w.contains(&victim)
+        }),
+        "pool not back to 3 within 1 s: {:?}; log:\n{}",
+        workers(&srv),
+        srv.log_text()
+    );
+    std::fs::write(srv.root.join("a.txt"), b"after the restart").unwrap();
+    for _ in 0..10 {
+        let mut c = srv.client();
+        let mut got = Vec::new();
+        c.get("a.txt", &mut got).unwrap();
+        assert_eq!(got, b"after the restart");
+    }
+    let st = stats(&srv);
+    assert_eq!(st["workers_restarted"], 1, "{st}");
+    let pids: Vec<u64> = st["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect();
+    assert!(!pids.contains(&(victim as u64)), "{st}");
+}
+
+#[test]
+fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
+    let srv = start(2);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    // Larger than what the socket buffers hold when the client stops reading early.
+    let big = pattern(12 << 20, 7);
+    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
+    std::fs::write(srv.root.join("small.txt"), b"small").unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    let mut victim = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        victim = worker_holding(&srv, |t| t == big_path);
+        victim.is_some()
+    }));
+    let victim = victim.unwrap();
+    // The other worker serves meanwhile.
+    for _ in 0..5 {
+        let mut got = Vec::new();
+        srv.client().get("small.txt", &mut got).unwrap();
+        assert_eq!(got, b"small");
+    }
+    kill9(victim);
+    go.send(()).unwrap();
+    let (r, got) = h.join().unwrap();
+    let err = r.expect_err("a download cut by its worker's death must fail");
+    assert_ne!(err.cause(), "timeout", "the client hung: {err}");
+    assert!(got.len() < big.len());
+    // Others succeed, on the replacement too.
+    assert!(wait_until(Duration::from_secs(2), || workers(&srv).len() == 2));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut got = Vec::new();
+                srv.client().get("small.txt", &mut got).unwrap();
+                assert_eq!(got, b"small");
+            });
+        }
+    });
+    let st = stats(&srv);
+    assert!(st["tasks_failed"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["workers_restarted"], 1, "{st}");
+}
+
+#[test]
+fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
+    let srv = start(2);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let (gate, started, go) = Gate::new();
+    let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
+    let h = std::thread::spawn(move || {
+        let mut src = GatedReader {
+            data: pattern(3 << 20, 9),
+            pos: 0,
+            gate_at: 1 << 20,
+            gate,
+        };
+        c.upload(Some("partial.bin"), &mut src)
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upload started");
+    let tmp = canonical_root(&srv).join(".tmp");
+    // The worker holding a temp file that has received part of the body.
+    let mut victim = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        victim = worker_holding(&srv, |t| {
+            t.starts_with(&tmp) && std::fs::metadata(t).map(|m| m.len() > 0).unwrap_or(false)
+        });
+        victim.is_some()
+    }));
+    assert_eq!(srv.temp_files(), 1);
+    kill9(victim.unwrap());
+    go.send(()).unwrap();
+    let err = h.join().unwrap().expect_err("the upload must fail");
+    assert_ne!(err.cause(), "timeout", "the client hung: {err}");
+    assert!(
+        wait_until(Duration::from_secs(2), || srv.temp_files() == 0),
+        "temp file left behind; log:\n{}",
+        srv.log_text()
+    );
+    assert!(!srv.root.join("partial.bin").exists());
+    assert!(!srv
+        .client()
+        .list()
+        .unwrap()
+        .contains(&"partial.bin".to_string()));
+    // The server goes on: a whole upload works.
+    let data = pattern(300_000, 10);
+    srv.client()
+        .upload(Some("whole.bin"), &mut &data[..])
+        .unwrap();
+    assert_eq!(std::fs::read(srv.root.join("whole.bin")).unwrap(), data);
+}
+
+#[test]
+fn the_acceptor_holds_the_same_descriptors_after_1000_connections() {
+    let srv = start(4);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 4));
+    std::fs::write(srv.root.join("f.txt"), pattern(10_000, 3)).unwrap();
+    // One round first, so that anything allocated once is in the baseline,
+    // which is taken once that connection is closed everywhere.
+    srv.client().list().unwrap();
+    let pids = workers(&srv);
+    for &p in pids.iter().chain([srv.pid()].iter()) {
+        assert!(wait_until(Duration::from_secs(5), || !holds_a_connection(
+            p
+        )));
+    }
+    let settle = |pid: u32, want: &Vec<(String, PathBuf)>| {
+        wait_until(Duration::from_secs(5), || fd_table(pid) == *want)
+    };
+    let acceptor_before = fd_table(srv.pid());
+    let workers_before: Vec<_> = pids.iter().map(|&p| fd_table(p)).collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let srv = &srv;
+            s.spawn(move || {
+                for i in 0..250 {
+                    match (t + i) % 4 {
+                        // Connect and leave without a word.
+                        0 => drop(TcpStream::connect(srv.addr).unwrap()),
+                        1 => {
+                            srv.client().list().unwrap();
+                        }
+                        2 => {
+                            let mut sink = io::sink();
+                            srv.client().get("f.txt", &mut sink).unwrap();
+                        }
+                        _ => {
+                            // Half a request line, then gone.
+                            let mut c = TcpStream::connect(srv.addr).unwrap();
+                            c.write_all(b"LI").unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert!(
+        settle(srv.pid(), &acceptor_before),
+        "acceptor descriptors differ: before {acceptor_before:?}, after {:?}",
+        fd_table(srv.pid())
+    );
+    assert_eq!(workers(&srv), pids, "no worker was replaced");
+    for (p, before) in pids.iter().zip(&workers_before) {
+        assert!(settle(*p, before), "worker {p} descriptors differ");
+    }
+    assert!(stats(&srv)["connections_accepted"].as_u64().unwrap() >= 1000);
+}
+
+#[test]
+fn sigterm_lets_a_transfer_in_flight_finish_and_leaves_no_process() {
+    let mut srv = start(2);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let pids = workers(&srv);
+    let big = pattern(12 << 20, 11);
+    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    assert!(wait_until(Duration::from_secs(5), || worker_holding(
+        &srv,
+        |t| t == big_path
+    )
+    .is_some()));
+    srv.signal(libc::SIGTERM);
+    // The listener closes at once: new connections are refused.
+    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect(
+        srv.addr
+    )
+    .is_err()));
+    assert!(alive(srv.pid()), "the acceptor waits for the transfer");
+    go.send(()).unwrap();
+    let (r, got) = h.join().unwrap();
+    let d = r.expect("the transfer in flight completes");
+    assert_eq!(d.bytes, big.len() as u64);
+    assert!(got == big, "content differs");
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+    TcpListener::bind(srv.addr).expect("the port is free");
+}
+
+#[test]
+fn workers_exit_by_themselves_when_the_acceptor_is_killed() {
+    let mut srv = start(3);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 3));
+    let pids = workers(&srv);
+    let big = pattern(12 << 20, 12);
+    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    let mut busy = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        busy = worker_holding(&srv, |t| t == big_path);
+        busy.is_some()
+    }));
+    let busy = busy.unwrap();
+    kill9(srv.pid());
+    srv.wait(Duration::from_secs(5));
+    let idle: Vec<u32> = pids.iter().copied().filter(|&p| p != busy).collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || idle.iter().all(|&p| !alive(p))),
+        "idle workers did not exit"
+    );
+    assert!(alive(busy), "the busy worker finishes its connection first");
+    go.send(()).unwrap();
+    let (r, got) = h.join().unwrap();
+    r.expect("the connection at hand is finished");
+    assert!(got == big);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(busy)),
+        "busy worker did not exit"
+    );
+    TcpListener::bind(srv.addr).expect("the port is free");
+}
+
+#[test]
+fn stats_has_the_same_shape_as_in_thread_mode() {
+    let thread = Server::start(&["--mode", "thread", "--pool", "2"]);
+    let process = start(2);
+    assert!(wait_until(Duration::from_secs(5), || workers(&process)
+        .len()
+        == 2));
+    for srv in [&thread, &process] {
+        srv.client().list().unwrap();
+    }
+    let (t, p) = (stats(&thread), stats(&process));
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+    assert_eq!(keys(&t), keys(&p));
+    assert_eq!(keys(&t["workers"][0]), keys(&p["workers"][0]));
+    assert_eq!(
+        (t["mode"].as_str(), p["mode"].as_str()),
+        (Some("thread"), Some("process"))
+    );
+    assert_eq!(p["pool"], 2);
+    assert_eq!(p["workers"].as_array().unwrap().len(), 2);
+    for (i, w) in p["workers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(w["id"], i as u64);
+        assert_ne!(
+            w["pid"].as_u64().unwrap(),
+            process.pid() as u64,
+            "a worker's own pid"
+        );
+    }
+    // The LIST before is counted, by the acceptor, from the worker's report
+    // (which may arrive just after the STATS snapshot was taken).
+    assert!(wait_until(Duration::from_secs(5), || {
+        let p = stats(&process);
+        p["tasks_ok"].as_u64() >= Some(1) && p["requests"].as_u64() >= Some(1)
+    }));
+}
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_is_handled_by_the_acceptor_alone() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::TempDir::new("pgrp");
+    let mut srv = Server::start_with(dir, &["--mode", "process", "--pool", "2"], |cmd| {
+        cmd.process_group(0);
+    });
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let pids = workers(&srv);
+    let big = pattern(12 << 20, 13);
+    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    assert!(wait_until(Duration::from_secs(5), || worker_holding(
+        &srv,
+        |t| t == big_path
+    )
+    .is_some()));
+    // What a terminal's Ctrl-C does: SIGINT to every process of the group.
+    // SAFETY: killpg(2) on the server's own process group.
+    assert_eq!(unsafe { libc::killpg(srv.pid() as i32, libc::SIGINT) }, 0);
+    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect(
+        srv.addr
+    )
+    .is_err()));
+    assert!(pids.iter().all(|&p| alive(p)), "workers ignore the signal");
+    go.send(()).unwrap();
+    let (r, got) = h.join().unwrap();
+    r.expect("the transfer in flight completes");
+    assert!(got == big, "content intact");
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+}
+
+#[test]
+fn past_the_drain_timeout_a_stuck_worker_is_killed_and_nothing_is_left() {
+    let mut srv = Server::start(&["--mode", "process", "--pool", "2", "--drain-timeout", "0.5"]);
+    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    let pids = workers(&srv);
+    std::fs::write(srv.root.join("big.bin"), pattern(12 << 20, 14)).unwrap();
+    let (started, go, h) = stalled_get(&srv, "big.bin");
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+    let big_path = canonical_root(&srv).join("big.bin");
+    assert!(wait_until(Duration::from_secs(5), || worker_holding(
+        &srv,
+        |t| t == big_path
+    )
+    .is_some()));
+    // The client never reads again before the server is gone.
+    srv.signal(libc::SIGTERM);
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+    assert!(srv.log_text().contains("killing it"), "{}", srv.log_text());
+    go.send(()).unwrap();
+    let (r, _) = h.join().unwrap();
+    assert!(r.is_err(), "the cut transfer is reported as failed");
+}

@@ -41,7 +41,7 @@ fn peak_kib(s: &Srv) -> u64 {
     s.pids().into_iter().map(peak_rss_kib).sum()
 }
 
-/// 8. A client that disconnects or resets mid-upload: no file and no temp file
+/// Case 8: A client that disconnects or resets mid-upload: no file and no temp file
 /// within 1 s. Mid-download: the (only) worker carries on with the next connection.
 pub fn case_08(mode: Mode) {
     let d = TempDir::new("c08");
@@ -137,7 +137,7 @@ fn slowloris(addr: SocketAddr) -> (String, Duration) {
     (error_reason(&json_of(body)), elapsed)
 }
 
-/// 9. Slowloris: closed at the request deadline; other clients served all along.
+/// Case 9: Slowloris: closed at the request deadline; other clients served all along.
 pub fn case_09(mode: Mode) {
     let flags = [
         "--pool",
@@ -169,7 +169,7 @@ pub fn case_09(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 10. An upload that stalls and a client that never reads a 100 MB GET:
+/// Case 10: An upload that stalls and a client that never reads a 100 MB GET:
 /// closed at the idle timeout, memory bounded, the worker freed.
 pub fn case_10(mode: Mode) {
     let d = TempDir::new("c10");
@@ -237,7 +237,7 @@ pub fn case_10(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 11. 2000 connections at once against `--pool 5`: every one served or
+/// Case 11: 2000 connections at once against `--pool 5`: every one served or
 /// refused, the counts add up, no failure among those served.
 pub fn case_11(mode: Mode) {
     const N: usize = 2000;
@@ -303,7 +303,7 @@ pub fn case_11(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 12. A descriptor limit of 64, then 200 connections: the accept loop does
+/// Case 12: A descriptor limit of 64, then 200 connections: the accept loop does
 /// not spin, and the server serves again once the connections close.
 pub fn case_12(mode: Mode) {
     let d = TempDir::new("c12");
@@ -423,7 +423,7 @@ fn upload_too_big_then_small(s: &Srv, want: &str) {
     c.delete("after.bin").unwrap();
 }
 
-/// 13. Disk full (a 1 MiB tmpfs where mounting works, and a file-size limit
+/// Case 13: Disk full (a 1 MiB tmpfs where mounting works, and a file-size limit
 /// with SIGXFSZ ignored), then a read-only store.
 pub fn case_13(mode: Mode) {
     // a. tmpfs of 1 MiB.
@@ -513,7 +513,7 @@ fn content(seed: u64, len: usize) -> Vec<u8> {
     pattern(len, seed)
 }
 
-/// 14. Process mode: 20 kills of a worker while 50 clients loop.
+/// Case 14: Process mode: 20 kills of a worker while 50 clients loop.
 pub fn case_14(mode: Mode) {
     const CLIENTS: usize = 50;
     const KILLS: usize = 20;
@@ -642,7 +642,7 @@ pub fn case_14(mode: Mode) {
     s.check(Expect::Written);
 }
 
-/// 15. SIGTERM with 20 transfers in flight: all complete, exit 0, no temp file.
+/// Case 15: SIGTERM with 20 transfers in flight: all complete, exit 0, no temp file.
 pub fn case_15(mode: Mode) {
     const CHUNK: usize = 192 * 1024;
     let d = TempDir::new("c15");
@@ -724,7 +724,7 @@ pub fn case_15(mode: Mode) {
     s.check(Expect::Written);
 }
 
-/// 16. 20 identical uploads at once while others GET and LIST the same name:
+/// Case 16: 20 identical uploads at once while others GET and LIST the same name:
 /// one file, and no reader ever sees a partial one.
 pub fn case_16(mode: Mode) {
     let (_d, s) = ready("c16", mode, &["--pool", "8"]);
@@ -801,7 +801,7 @@ pub fn case_16(mode: Mode) {
     s.check(Expect::Written);
 }
 
-/// 17. UPLOAD and DELETE of one name racing, 500 rounds: after each round the
+/// Case 17: UPLOAD and DELETE of one name racing, 500 rounds: after each round the
 /// store matches one of the two orders the operations could run in.
 pub fn case_17(mode: Mode) {
     const ROUNDS: usize = 500;
@@ -876,7 +876,7 @@ pub fn case_17(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 18. kill -9 of the whole server during uploads, 50 times, restarting each
+/// Case 18: kill -9 of the whole server during uploads, 50 times, restarting each
 /// time: every acknowledged upload is there with its content, and no temp
 /// file survives a restart.
 pub fn case_18(mode: Mode) {

@@ -22,7 +22,7 @@ fn ready(tag: &str, mode: Mode, flags: &[&str]) -> (TempDir, Srv) {
     (d, s)
 }
 
-/// 1. Whitespace-only lines, unknown words, a stray ENDUPLOAD: ERROR, kept.
+/// Case 1: Whitespace-only lines, unknown words, a stray ENDUPLOAD: ERROR, kept.
 /// Truly empty lines are ignored (PROTOCOL.md): no reply, connection usable.
 pub fn case_01(mode: Mode) {
     let (_d, s) = ready("c01", mode, &["--pool", "2"]);
@@ -53,7 +53,7 @@ pub fn case_01(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 2. Wrong number of arguments: ERROR with the usage, kept.
+/// Case 2: Wrong number of arguments: ERROR with the usage, kept.
 pub fn case_02(mode: Mode) {
     let (_d, s) = ready("c02", mode, &["--pool", "2"]);
     let mut c = s.raw();
@@ -77,7 +77,7 @@ pub fn case_02(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 3. Non-UTF-8, unterminated quotes, control characters: ERROR whose JSON is valid.
+/// Case 3: Non-UTF-8, unterminated quotes, control characters: ERROR whose JSON is valid.
 pub fn case_03(mode: Mode) {
     let (_d, s) = ready("c03", mode, &["--pool", "2"]);
     let mut c = s.raw();
@@ -116,7 +116,7 @@ pub fn case_03(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 4. A line over the limit, and 64 MiB without a newline: ERROR, then close;
+/// Case 4: A line over the limit, and 64 MiB without a newline: ERROR, then close;
 /// the server's memory grows by at most twice the line limit.
 ///
 /// The limit is 1 MiB here (`--max-line`): at the default 64 KiB, the peak
@@ -225,7 +225,7 @@ fn flood_without_newline(s: &Srv) -> usize {
     sender.join().unwrap()
 }
 
-/// 5. Bad upload bodies: ERROR, nothing stored, no temp file.
+/// Case 5: Bad upload bodies: ERROR, nothing stored, no temp file.
 pub fn case_05(mode: Mode) {
     let flags = [
         "--pool",
@@ -318,7 +318,7 @@ pub fn case_05(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 6. Names that point outside the store: ERROR before anything is opened.
+/// Case 6: Names that point outside the store: ERROR before anything is opened.
 pub fn case_06(mode: Mode) {
     let (_d, s) = ready("c06", mode, &["--pool", "2"]);
     let mut c = s.raw();
@@ -359,7 +359,7 @@ pub fn case_06(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// 7. Symbolic links planted in the store: GET refuses, DELETE removes the
+/// Case 7: Symbolic links planted in the store: GET refuses, DELETE removes the
 /// link only. A FIFO or a folder under a valid name: ERROR, no hang.
 pub fn case_07(mode: Mode) {
     let (_d, s) = ready("c07", mode, &["--pool", "2"]);

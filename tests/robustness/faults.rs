@@ -828,8 +828,12 @@ pub fn case_17(mode: Mode) {
         let (start, end) = (start.clone(), end.clone());
         std::thread::spawn(move || {
             let mut c = crate::harness::client(addr);
+            let mut rng = Rng::new(17);
             for _ in 0..ROUNDS {
                 start.wait();
+                // A random head start for the upload (up to about its length),
+                // so that both orders and the overlaps in between all occur.
+                std::thread::sleep(Duration::from_micros(rng.below(300)));
                 let res = match c.delete("race.bin") {
                     Ok(()) => Ok(true),
                     Err(ClientError::Server(r)) if r == "file not found: race.bin" => Ok(false),

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fsbench::client::ClientError;
@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 use crate::common::{children, pattern, peak_rss_kib, TempDir};
 use crate::harness::{
     begin, bump, connect, count_as_refused, error_reason, json_of, names_on_disk,
-    note_client_error, seed_names, temp_count, wait_until, with_prober, within_1s, Expect, Raw,
-    Rng, Srv, F,
+    note_client_error, seed_names, temp_count, wait_until, with_prober, within_1s, Expect, Gate,
+    Raw, Rng, Srv, F,
 };
 
 fn ready(tag: &str, mode: Mode, flags: &[&str]) -> (TempDir, Srv) {
@@ -245,7 +245,7 @@ pub fn case_11(mode: Mode) {
     let (_d, s) = ready("c11", mode, &["--pool", "5"]);
     let addr = s.addr;
     let want = seed_names();
-    let all_connected = Arc::new(Barrier::new(THREADS));
+    let all_connected = Gate::new(THREADS);
     let hs: Vec<_> = (0..THREADS)
         .map(|_| {
             let b = all_connected.clone();
@@ -651,8 +651,8 @@ pub fn case_15(mode: Mode) {
     let dl = pattern(4 << 20, 150);
     fs::write(s.root.join("dl.bin"), &dl).unwrap();
     s.baseline();
-    let mid = Arc::new(Barrier::new(21));
-    let go = Arc::new(Barrier::new(21));
+    let mid = Gate::new(21);
+    let go = Gate::new(21);
     let addr = s.addr;
     let mut hs = Vec::new();
     for i in 0..10u64 {
@@ -704,6 +704,11 @@ pub fn case_15(mode: Mode) {
     wait_until("SIGTERM handled", Duration::from_secs(10), || {
         s.log_text().contains("no longer accepting")
     });
+    // No longer accepting: a newcomer is refused, not left in a backlog.
+    assert!(
+        connect(addr, Duration::from_secs(5)).is_err(),
+        "a connection was accepted after SIGTERM"
+    );
     go.wait();
     let mut stored = Vec::new();
     for h in hs {
@@ -731,7 +736,7 @@ pub fn case_16(mode: Mode) {
     let data = Arc::new(pattern(1 << 20, 16));
     let sha = hex_sha(&data);
     let addr = s.addr;
-    let start = Arc::new(Barrier::new(20));
+    let start = Gate::new(20);
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..4)
         .map(|_| {
@@ -807,8 +812,8 @@ pub fn case_17(mode: Mode) {
     const ROUNDS: usize = 500;
     let (_d, s) = ready("c17", mode, &["--pool", "2"]);
     let addr = s.addr;
-    let start = Arc::new(Barrier::new(3));
-    let end = Arc::new(Barrier::new(3));
+    let start = Gate::new(3);
+    let end = Gate::new(3);
     let body = |r: usize| format!("round {r};").repeat(1 + r % 40).into_bytes();
     let (utx, urx) = mpsc::channel();
     let (dtx, drx) = mpsc::channel();

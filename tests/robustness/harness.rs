@@ -42,6 +42,8 @@ pub struct Figures {
     pub invalid_json: AtomicU64,
     pub probes: AtomicU64,
     pub probe_max_us: AtomicU64,
+    /// The slowest probe of the case running now (reset by the runner).
+    pub case_probe_max_us: AtomicU64,
     pub within_1s_max_us: AtomicU64,
 }
 
@@ -60,6 +62,7 @@ pub static F: Figures = Figures {
     invalid_json: AtomicU64::new(0),
     probes: AtomicU64::new(0),
     probe_max_us: AtomicU64::new(0),
+    case_probe_max_us: AtomicU64::new(0),
     within_1s_max_us: AtomicU64::new(0),
 };
 
@@ -754,6 +757,7 @@ pub fn probe(addr: SocketAddr) -> Duration {
     assert_eq!(v["status"], "OK", "probe LIST: {v}");
     bump(&F.probes, 1);
     F.probe_max_us.fetch_max(d.as_micros() as u64, Relaxed);
+    F.case_probe_max_us.fetch_max(d.as_micros() as u64, Relaxed);
     assert!(
         d <= WITHIN_1S_BOUND,
         "probe LIST took {d:?} (bound {WITHIN_1S_BOUND:?})"
@@ -809,5 +813,55 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
+    }
+}
+
+/// How long a thread waits at a [`Gate`] for the others.
+const GATE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A reusable barrier whose wait is bounded: a thread that died before
+/// arriving fails the case instead of hanging the suite.
+pub struct Gate {
+    n: usize,
+    /// (arrived, generation)
+    state: std::sync::Mutex<(usize, u64)>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn new(n: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            n,
+            state: std::sync::Mutex::new((0, 0)),
+            cv: std::sync::Condvar::new(),
+        })
+    }
+
+    pub fn wait(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = st.1;
+        st.0 += 1;
+        if st.0 == self.n {
+            *st = (0, generation + 1);
+            self.cv.notify_all();
+            return;
+        }
+        let deadline = Instant::now() + GATE_LIMIT;
+        while st.1 == generation {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let arrived = st.0;
+                drop(st);
+                panic!(
+                    "only {arrived} of {} threads arrived within {GATE_LIMIT:?}",
+                    self.n
+                );
+            }
+            st = self
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 }

@@ -14,6 +14,7 @@ mod harness;
 mod input;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use fsbench::server::Mode;
@@ -97,8 +98,13 @@ fn main() {
                 continue;
             }
             let t = Instant::now();
+            harness::F.case_probe_max_us.store(0, Relaxed);
             let r = catch_unwind(AssertUnwindSafe(|| case(mode)));
-            let label = format!("{name} [{}]", mode.name());
+            let label = format!(
+                "{name} [{}] (slowest probe {:.1} ms)",
+                mode.name(),
+                harness::F.case_probe_max_us.load(Relaxed) as f64 / 1000.0
+            );
             match r {
                 Ok(()) => {
                     passed += 1;

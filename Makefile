@@ -19,12 +19,14 @@ REPEAT  ?= 1
 SWEEP_FLAGS ?=
 SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
 
-.PHONY: help build server test lint fmt clean stress stress-quick bench
+.PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick bench
 
 help:
 	@echo "make build                     release build of target/release/fsbench"
 	@echo "make server MODE=thread POOL=5 PORT=7000 ROOT=files"
-	@echo "make test                      unit, integration and compatibility tests"
+	@echo "make test                      unit, integration and compatibility tests (with the robustness suite)"
+	@echo "make robustness                 the robustness suite alone: bad input, faults, floods; prints its figures"
+	@echo "make fuzz FUZZ_SECS=60          fuzz the request parser (needs cargo-fuzz; see fuzz/README.md)"
 	@echo "make lint                      cargo fmt --check and clippy -D warnings"
 	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
 	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
@@ -37,6 +39,7 @@ build:
 server: build
 	$(BIN) serve --host $(HOST) --port $(PORT) --mode $(MODE) --pool $(POOL) --root $(ROOT) $(ARGS)
 
+# `cargo test` runs every test crate, the robustness suite (tests/robustness/) among them.
 test: build
 	$(CARGO) test --release -- --test-threads=2
 	$(MAKE) --no-print-directory stress-quick
@@ -50,6 +53,14 @@ stress-quick: build
 
 bench: build
 	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes 10 --clients "1 5" --servers 5 $(SWEEP_FLAGS)
+
+# The robustness suite alone (root for its mounts; prlimit from util-linux).
+robustness: build
+	$(CARGO) test --release --test robustness
+
+FUZZ_SECS ?= 60
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse_request -- -max_total_time=$(FUZZ_SECS)
 
 lint:
 	$(CARGO) fmt --check

@@ -167,7 +167,12 @@ pub fn inline_upload_head(partial: &[u8]) -> Option<(Result<String, ParseError>,
 
 /// Quotes a name for a request line when it needs it (the client's encoder).
 pub fn quote_arg(arg: &str) -> String {
-    if !arg.is_empty() && !arg.bytes().any(|b| is_sep(b) || b == b'"' || b == b'\\') {
+    // A bare trailing '\r' would be taken for the end of a CRLF line and dropped.
+    if !arg.is_empty()
+        && !arg
+            .bytes()
+            .any(|b| is_sep(b) || b == b'"' || b == b'\\' || b == b'\r')
+    {
         return arg.to_string();
     }
     let mut s = String::with_capacity(arg.len() + 2);

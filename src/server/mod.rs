@@ -86,6 +86,28 @@ impl Default for ServerConfig {
     }
 }
 
+/// Descriptors kept free beyond the connections: the server's own (listener,
+/// poll, pipes, log), a file or two per busy worker in thread mode, and a
+/// socketpair per worker to replace in process mode.
+fn fd_reserve(pool: usize) -> usize {
+    32 + 2 * pool
+}
+
+/// The most connections the event loop may hold under the descriptor limit
+/// (`nofile`, 0 when unknown).
+/// Without it, accepting up to EMFILE leaves no descriptor to start a worker
+/// or take a connection back from one, and queued connections wait forever.
+fn connection_cap(max_connections: usize, nofile: u64, pool: usize) -> usize {
+    if nofile == 0 {
+        return max_connections;
+    }
+    let room = usize::try_from(nofile)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(fd_reserve(pool))
+        .max(1);
+    max_connections.min(room)
+}
+
 /// Runs the server until SIGINT/SIGTERM has been handled.
 ///
 /// In process mode the workers are forked here, before the event loop (or
@@ -93,6 +115,8 @@ impl Default for ServerConfig {
 /// starts a thread afterwards.
 pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let nofile = crate::sys::raise_nofile_limit().unwrap_or(0);
+    // A full disk or a file-size limit must end one upload with ERROR, not the server.
+    crate::sys::ignore_sigxfsz()?;
     let store = Arc::new(Store::open(&cfg.root, cfg.fsync)?);
     let listener = mio::net::TcpListener::bind(cfg.addr)?;
     crate::sys::set_backlog(listener.as_raw_fd(), cfg.backlog)?;
@@ -112,11 +136,12 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         Mode::Thread => None,
     };
     crate::log::info(format_args!(
-        "listening on {local}: mode={} pool={} root={} fsync={} nofile={nofile}",
+        "listening on {local}: mode={} pool={} root={} fsync={} nofile={nofile} max_connections={}",
         cfg.mode.name(),
         cfg.pool,
         cfg.root.display(),
-        cfg.fsync
+        cfg.fsync,
+        connection_cap(cfg.max_connections, nofile, cfg.pool)
     ));
     {
         let mut out = io::stdout().lock();
@@ -126,7 +151,7 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let poll = Poll::new()?;
     let acfg = AcceptorConfig {
         limits: cfg.limits.clone(),
-        max_connections: cfg.max_connections,
+        max_connections: connection_cap(cfg.max_connections, nofile, cfg.pool),
         drain_timeout: cfg.drain_timeout,
     };
     match process_pool {

@@ -161,3 +161,42 @@ pub fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Res
         }
     }
 }
+
+/// Ignores SIGXFSZ, so that a write past the file-size limit (RLIMIT_FSIZE)
+/// fails with `EFBIG` and becomes an ERROR answer instead of killing the server.
+/// Forked workers inherit the disposition.
+pub fn ignore_sigxfsz() -> io::Result<()> {
+    // SAFETY: SIG_IGN is a valid disposition.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `close` on a TCP socket send a reset instead of a FIN (SO_LINGER with
+/// a zero timeout): the robustness suite's "client resets mid-transfer".
+pub fn reset_on_close(fd: RawFd) -> io::Result<()> {
+    let lin = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    syscall!(setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_LINGER,
+        &lin as *const libc::linger as *const libc::c_void,
+        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+    ))
+    .map(drop)
+}
+
+/// Clock ticks per second of the CPU times in `/proc/<pid>/stat`.
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as u64
+    } else {
+        100
+    }
+}

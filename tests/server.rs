@@ -1134,6 +1134,22 @@ mod shutdown {
         .unwrap();
         assert_eq!(stored.hex(), u.sha256);
     }
+
+    #[test]
+    fn an_upload_still_open_at_the_drain_timeout_leaves_no_temp_file() {
+        let mut srv = Server::start(&["--pool", "1", "--drain-timeout", "0.2"]);
+        let mut r = Raw::connect(&srv);
+        r.send(b"UPLOAD never-finished.bin\n");
+        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        // Half a body, then silence: the worker waits for the rest past the drain timeout.
+        r.send(format!("{}\n", b64(&pattern(30_000, 6))).as_bytes());
+        poll_until(T, "the upload's temp file", || srv.temp_files() == 1);
+        srv.signal(libc::SIGTERM);
+        let status = srv.wait(T);
+        assert_eq!(status.code(), Some(0), "log:\n{}", srv.log_text());
+        assert!(!srv.root.join("never-finished.bin").exists());
+        assert_eq!(srv.temp_files(), 0, "temp file left by the server's exit");
+    }
 }
 
 mod cli {

@@ -161,12 +161,21 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
             let pool = ThreadPool::start(
                 cfg.pool,
                 cfg.queue,
-                store,
+                store.clone(),
                 cfg.limits.clone(),
                 stats.clone(),
                 waker,
             )?;
-            Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run()
+            let result = Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run();
+            // Workers still busy at the drain timeout end with the process, before
+            // their uploads' temp files are dropped: remove those here.
+            let removed = store.remove_temps_of(std::process::id());
+            if removed > 0 {
+                crate::log::info(format_args!(
+                    "removed {removed} temp file(s) of uploads cut off by the exit"
+                ));
+            }
+            result
         }
     }
 }

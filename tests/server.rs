@@ -892,6 +892,25 @@ mod limits {
     }
 
     #[test]
+    fn a_line_over_the_limit_is_refused_even_right_after_another_request() {
+        let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
+        // A line of exactly the limit is a request.
+        let mut r = Raw::connect(&srv);
+        let at_limit = format!("LIST{}", " ".repeat(996));
+        assert_eq!(r.json(at_limit.as_bytes())["status"], "OK");
+        // One write: the event loop reads LIST and the start of the long line,
+        // the worker reads the rest of it, newline included.
+        let mut two = b"LIST\n".to_vec();
+        two.extend_from_slice(format!("LIST{}\n", " ".repeat(2000)).as_bytes());
+        r.send(&two);
+        assert_eq!(json(&r.response())["status"], "OK");
+        let v = json(&r.response());
+        assert_error(&v, "a 2004-byte line with --max-line 1000");
+        assert!(v["data"].as_str().unwrap().contains("longer"), "{v}");
+        assert!(r.finish().is_empty());
+    }
+
+    #[test]
     fn an_upload_over_the_size_limit_is_refused_and_leaves_nothing() {
         let srv = Server::start(&["--pool", "1", "--max-upload", "1000000"]);
         let mut c = srv.client();

@@ -171,7 +171,9 @@ pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) 
 fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
     loop {
         c.skip_empty_lines();
-        let line_end = c.newline();
+        // A newline past the limit (read by the worker, after an earlier request)
+        // ends a line that is too long all the same.
+        let line_end = c.newline().filter(|&n| n <= ctx.limits.max_line);
         if line_end.is_none() && c.pending().len() <= ctx.limits.max_line {
             // Nothing complete waiting: see, without blocking, whether more came.
             if (ctx.draining)() {

@@ -892,6 +892,20 @@ mod limits {
     }
 
     #[test]
+    fn a_long_inline_upload_that_cannot_start_is_skipped_whole() {
+        let srv = Server::start(&["--pool", "1"]);
+        // No temp file can be created: the store's temp folder is now a file.
+        let tmp = srv.root.join(".tmp");
+        std::fs::remove_dir(&tmp).unwrap();
+        std::fs::write(&tmp, b"not a folder").unwrap();
+        let mut r = Raw::connect(&srv);
+        let line = format!("UPLOAD x.bin {}", b64(&pattern(100_000, 7)));
+        assert_error(&r.json(line.as_bytes()), "upload without a temp file");
+        // One ERROR for the whole line; the connection goes on in step.
+        assert_eq!(r.json(b"LIST")["data"], serde_json::json!([]));
+    }
+
+    #[test]
     fn a_line_over_the_limit_is_refused_even_right_after_another_request() {
         let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
         // A line of exactly the limit is a request.

@@ -324,16 +324,17 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     let name = name
         .map_err(|e| e.to_string())
         .and_then(|n| check_name(&n).map(|_| n));
-    let mut sink = match &name {
-        Ok(_) => Some(UploadSink::new(ctx)?),
-        Err(_) => None,
+    // Whatever fails, the rest of the line is still read and skipped below,
+    // so the connection stays in step.
+    let (mut sink, mut failure) = match &name {
+        Ok(_) => match UploadSink::new(ctx) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        Err(reason) => (None, Some(reason.clone())),
     };
     // The whole upload is one base64 line: its limit is the upload limit's encoding.
     let line_limit = ctx.limits.max_upload.div_ceil(3) * 4;
-    let mut failure = match (&name, &sink) {
-        (Err(reason), _) => Some(reason.clone()),
-        _ => None,
-    };
     let mut decoder = LineDecoder::new();
     let line_done = stream_line(c, line_limit, |chunk| {
         if let (None, Some(s)) = (&failure, sink.as_mut()) {

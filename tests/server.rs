@@ -740,6 +740,23 @@ mod uploads {
     }
 
     #[test]
+    fn an_empty_file_goes_up_inline_and_streamed_and_comes_back() {
+        let srv = Server::start(&["--pool", "1"]);
+        let mut c = srv.client();
+        let u = c.upload_inline("empty-inline.txt", b"").expect("inline");
+        assert_eq!((u.bytes, u.sha256.as_str()), (0, sha_hex(b"").as_str()));
+        let u = c
+            .upload(Some("empty-streamed.txt"), &mut io::empty())
+            .unwrap();
+        assert_eq!(u.bytes, 0);
+        for name in ["empty-inline.txt", "empty-streamed.txt"] {
+            assert_eq!(std::fs::read(srv.root.join(name)).unwrap(), b"");
+            let d = c.get(name, &mut io::sink()).unwrap();
+            assert_eq!((d.bytes, d.sha256.as_str()), (0, sha_hex(b"").as_str()));
+        }
+    }
+
+    #[test]
     fn an_upload_cut_off_half_way_leaves_no_file_and_no_temp_file() {
         let srv = Server::start(&["--pool", "2"]);
         let data = pattern(3 * 1024 * 1024, 9);

@@ -391,10 +391,12 @@ impl Client {
     pub fn upload_inline(&mut self, name: &str, data: &[u8]) -> Result<Upload> {
         let mut text = Vec::new();
         encode_chunk(data, &mut text);
+        // An empty body is written `""`: without a third token the line would
+        // be a streamed `UPLOAD <name>`, answered with READY.
         let line = format!(
             "UPLOAD {} {}",
             quote_arg(name),
-            String::from_utf8_lossy(&text)
+            quote_arg(&String::from_utf8_lossy(&text))
         );
         self.send_line(&line)?;
         let v = self.read_json()?;

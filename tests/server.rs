@@ -427,6 +427,21 @@ mod happy_path {
     }
 
     #[test]
+    fn bytes_in_counts_the_request_lines_the_event_loop_read() {
+        let srv = Server::start(&["--pool", "1"]);
+        let mut r = Raw::connect(&srv);
+        assert_eq!(r.json(b"LIST")["status"], "OK");
+        let mut d = serde_json::Value::Null;
+        poll_until(T, "the LIST task to be recorded", || {
+            d = r.json(b"STATS")["data"].clone();
+            d["requests"].as_u64().unwrap() >= 1
+        });
+        // The only connection: "LIST\n", then "STATS\n"s; tasks are recorded whole.
+        let n = d["requests"].as_u64().unwrap();
+        assert_eq!(d["bytes_in"].as_u64().unwrap(), 5 + 6 * (n - 1), "{d}");
+    }
+
+    #[test]
     fn an_unknown_command_gets_the_old_servers_words() {
         let srv = Server::start(&["--pool", "1"]);
         let mut r = Raw::connect(&srv);

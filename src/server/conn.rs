@@ -148,8 +148,10 @@ pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) 
         buf,
         start: 0,
         end,
+        // The bytes the event loop read count as this task's; see GiveBack.
         report: Report {
             ok: true,
+            bytes_in: end as u64,
             ..Report::default()
         },
     };
@@ -183,6 +185,8 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
                 Ok(Fill::Data) => continue,
                 Ok(Fill::WouldBlock) => {
                     let rest = c.pending().to_vec();
+                    // Counted by the task that gets them next, not twice.
+                    c.report.bytes_in = c.report.bytes_in.saturating_sub(rest.len() as u64);
                     let stream = c.stream.try_clone();
                     return match stream {
                         Ok(s) => After::GiveBack(s, rest),

@@ -642,6 +642,7 @@ mod concurrency {
 
 mod names {
     use super::*;
+    use fsbench::client::ClientError;
 
     /// Names PROTOCOL.md refuses, each with why.
     fn bad_names(canary_abs: &str) -> Vec<(String, &'static str)> {
@@ -723,6 +724,27 @@ mod names {
                 b64(b"edge")
             );
         }
+    }
+
+    #[test]
+    fn the_client_never_lets_a_name_end_its_request_line() {
+        let srv = Server::start(&["--pool", "1"]);
+        let mut c = srv.client();
+        c.upload_inline("a.txt", b"content of a").unwrap();
+        // A newline in a name would make a second request: refused, and the
+        // connection stays in step for the next one.
+        assert!(c.delete("nope\nSTATS").is_err());
+        assert_eq!(
+            c.list().expect("LIST after a name with a newline"),
+            ["a.txt"]
+        );
+        // A trailing carriage return would be dropped by the server as the line's.
+        let e = c
+            .get("a.txt\r", &mut io::sink())
+            .expect_err("GET of \"a.txt\\r\" returned a.txt");
+        assert!(matches!(e, ClientError::Server(_)), "{e}");
+        assert!(c.delete("a.txt\r").is_err());
+        assert_eq!(c.list().unwrap(), ["a.txt"]);
     }
 
     #[test]

@@ -142,6 +142,13 @@ impl Client {
 
     fn send_line(&mut self, line: &str) -> Result<()> {
         self.last_response_bytes = 0;
+        if line.contains('\n') {
+            // It would end the request early and make the rest a second one.
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a request line cannot hold a newline",
+            )));
+        }
         let mut l = line.as_bytes().to_vec();
         l.push(b'\n');
         self.stream.write_all(&l)?;

@@ -166,13 +166,11 @@ pub fn inline_upload_head(partial: &[u8]) -> Option<(Result<String, ParseError>,
 }
 
 /// Quotes a name for a request line when it needs it (the client's encoder).
+/// Control characters are quoted too: a trailing `\r` outside quotes would be
+/// taken for the line's own. (A `\n` cannot be sent at all: the client refuses it.)
 pub fn quote_arg(arg: &str) -> String {
-    // A bare trailing '\r' would be taken for the end of a CRLF line and dropped.
-    if !arg.is_empty()
-        && !arg
-            .bytes()
-            .any(|b| is_sep(b) || b == b'"' || b == b'\\' || b == b'\r')
-    {
+    let plain = |b: u8| !(is_sep(b) || b == b'"' || b == b'\\' || b.is_ascii_control());
+    if !arg.is_empty() && arg.bytes().all(plain) {
         return arg.to_string();
     }
     let mut s = String::with_capacity(arg.len() + 2);
@@ -281,6 +279,7 @@ mod tests {
             "back\\slash",
             "",
             "tab\there",
+            "cr\r",
         ] {
             let line = format!("GET {}", quote_arg(name));
             assert_eq!(

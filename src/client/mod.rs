@@ -270,10 +270,20 @@ impl Client {
             }
             self.fill()?;
         };
-        let head = &self.pending()[..body_at];
-        let head_ok = head.starts_with(b"{") && find(head, b"\"OK\"").is_some();
-        if !head_ok {
+        // The head, closed after the content's opening quote, is a whole JSON
+        // object: it must say OK, for this very name.
+        let mut head = self.pending()[..body_at].to_vec();
+        head.extend_from_slice(b"\"}");
+        let head: serde_json::Value = serde_json::from_slice(&head)
+            .map_err(|e| ClientError::Protocol(format!("GET answer head is not JSON: {e}")))?;
+        if head["status"] != "OK" {
             return Err(ClientError::Protocol("GET answer head is not OK".into()));
+        }
+        if head["data_namafile"] != name {
+            return Err(ClientError::Verify(format!(
+                "GET {name}: the answer is for {}",
+                head["data_namafile"]
+            )));
         }
         self.consume(body_at);
         let mut decoder = LineDecoder::new();
@@ -484,4 +494,48 @@ pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// A one-connection fake server on loopback that answers the first request line with `answer`.
+    fn fake_server(answer: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            (&s).write_all(answer).unwrap();
+            line
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn get_refuses_content_answered_for_another_name_or_without_ok() {
+        let (addr, h) = fake_server(
+            b"{\"status\": \"OK\", \"data_namafile\": \"other.bin\", \"data_file\": \"aGk=\"}\r\n\r\n",
+        );
+        let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
+        let e = c
+            .get("wanted.bin", &mut io::sink())
+            .expect_err("other.bin's content");
+        assert!(matches!(e, ClientError::Verify(_)), "{e}");
+        assert_eq!(h.join().unwrap(), "GET wanted.bin\n");
+
+        let (addr, h) = fake_server(
+            b"{\"status\": \"ERROR\", \"data_namafile\": \"OK\", \"data_file\": \"aGk=\"}\r\n\r\n",
+        );
+        let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
+        assert!(
+            c.get("OK", &mut io::sink()).is_err(),
+            "an ERROR head taken as OK"
+        );
+        h.join().unwrap();
+    }
 }

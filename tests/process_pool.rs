@@ -737,3 +737,61 @@ fn past_the_drain_timeout_a_stuck_worker_is_killed_and_nothing_is_left() {
     let (r, _) = h.join().unwrap();
     assert!(r.is_err(), "the cut transfer is reported as failed");
 }
+
+#[test]
+fn out_of_descriptors_the_acceptor_keeps_its_workers_and_answers_everyone() {
+    use std::os::unix::process::CommandExt;
+    // A descriptor limit far below --max-connections (4096 by default).
+    let srv = Server::start_with(
+        common::TempDir::new("nofile"),
+        &["--mode", "process", "--pool", "2"],
+        |cmd| {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 64,
+                        rlim_max: 64,
+                    };
+                    match libc::setrlimit(libc::RLIMIT_NOFILE, &lim) {
+                        0 => Ok(()),
+                        _ => Err(io::Error::last_os_error()),
+                    }
+                });
+            }
+        },
+    );
+    let conns: Vec<TcpStream> = (0..150)
+        .map(|_| {
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"LIST\n").unwrap();
+            s
+        })
+        .collect();
+    // Each client reads its answer, then closes (which frees the server's descriptor).
+    for (i, mut s) in conns.into_iter().enumerate() {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = s
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("connection {i} unanswered: {e}; log:\n{}", tail(&srv)));
+            assert!(
+                n > 0,
+                "connection {i} closed unanswered; log:\n{}",
+                tail(&srv)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"{\"status\": \"OK\""), "connection {i}");
+    }
+    assert_eq!(stats(&srv)["workers_restarted"], 0, "log:\n{}", tail(&srv));
+}
+
+/// The last lines of the server's log.
+fn tail(srv: &Server) -> String {
+    let log = srv.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

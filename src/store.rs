@@ -118,9 +118,11 @@ impl Store {
 
     /// Names of the regular files, sorted.
     pub fn list(&self) -> Result<Vec<String>> {
+        // An ERROR for the client, not a broken connection: a response is owed.
+        let cannot = |e: io::Error| Error::request(format!("cannot list the store: {e}"));
         let mut names = Vec::new();
-        for entry in fs::read_dir(&self.root)? {
-            let entry = entry?;
+        for entry in fs::read_dir(&self.root).map_err(cannot)? {
+            let entry = entry.map_err(cannot)?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };

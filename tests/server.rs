@@ -442,6 +442,15 @@ mod happy_path {
     }
 
     #[test]
+    fn a_store_that_cannot_be_read_gets_an_error_not_a_silent_close() {
+        let srv = Server::start(&["--pool", "1"]);
+        std::fs::remove_dir_all(&srv.root).unwrap();
+        let mut r = Raw::connect(&srv);
+        assert_error(&r.json(b"LIST"), "LIST of a store that is gone");
+        assert_error(&r.json(b"GET a.txt"), "GET from a store that is gone");
+    }
+
+    #[test]
     fn an_unknown_command_gets_the_old_servers_words() {
         let srv = Server::start(&["--pool", "1"]);
         let mut r = Raw::connect(&srv);

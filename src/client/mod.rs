@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::request::quote_arg;
-use crate::protocol::{detect_extension, hex, TERMINATOR};
+use crate::protocol::{detect_extension, hex, read_full, TERMINATOR};
 
 /// Raw bytes per upload line (a multiple of 3: each line decodes on its own).
 pub const UPLOAD_CHUNK: usize = 192 * 1024;
@@ -480,62 +480,4 @@ fn find_data_file(p: &[u8]) -> Option<usize> {
         i += 1;
     }
     (p.get(i) == Some(&b'"')).then_some(i + 1)
-}
-
-/// Reads until `buf` is full or the source ends.
-pub fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-
-    /// A one-connection fake server on loopback that answers the first request line with `answer`.
-    fn fake_server(answer: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<String>) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let h = std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
-            let mut line = String::new();
-            BufReader::new(&s).read_line(&mut line).unwrap();
-            (&s).write_all(answer).unwrap();
-            line
-        });
-        (addr, h)
-    }
-
-    #[test]
-    fn get_refuses_content_answered_for_another_name_or_without_ok() {
-        let (addr, h) = fake_server(
-            b"{\"status\": \"OK\", \"data_namafile\": \"other.bin\", \"data_file\": \"aGk=\"}\r\n\r\n",
-        );
-        let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
-        let e = c
-            .get("wanted.bin", &mut io::sink())
-            .expect_err("other.bin's content");
-        assert!(matches!(e, ClientError::Verify(_)), "{e}");
-        assert_eq!(h.join().unwrap(), "GET wanted.bin\n");
-
-        let (addr, h) = fake_server(
-            b"{\"status\": \"ERROR\", \"data_namafile\": \"OK\", \"data_file\": \"aGk=\"}\r\n\r\n",
-        );
-        let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
-        assert!(
-            c.get("OK", &mut io::sink()).is_err(),
-            "an ERROR head taken as OK"
-        );
-        h.join().unwrap();
-    }
 }

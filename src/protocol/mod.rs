@@ -65,6 +65,21 @@ pub fn detect_extension(head: &[u8]) -> &'static str {
     }
 }
 
+/// Reads until `buf` is full or the source ends (the chunking of both ends of a
+/// transfer relies on full chunks: every chunk but the last is a multiple of 3).
+pub fn read_full(src: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Lowercase hex of a byte string (SHA-256 digests).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -20,7 +20,7 @@ use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::json::{self, Obj};
 use crate::protocol::request::inline_upload_head;
 use crate::protocol::{
-    check_name, detect_extension, hex, parse_request, Limits, Request, END_UPLOAD, READY,
+    check_name, detect_extension, hex, parse_request, read_full, Limits, Request, END_UPLOAD, READY,
 };
 use crate::server::stats::Report;
 use crate::store::{Store, TempFile};
@@ -195,7 +195,11 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
                 }
                 Ok(Fill::Eof) => return After::Close,
                 Err(_) => {
-                    c.report.ok = false;
+                    // A reset after the last response was written does not fail the
+                    // task; one that cuts a request short does.
+                    if !c.pending().is_empty() {
+                        c.report.ok = false;
+                    }
                     return After::Close;
                 }
             }
@@ -557,18 +561,4 @@ fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
         }
         c.send(&out)?;
     }
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

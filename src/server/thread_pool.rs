@@ -18,7 +18,7 @@ use mio::{Registry, Token, Waker};
 use crate::protocol::Limits;
 use crate::server::conn::{self, After, Ctx};
 use crate::server::pool::{Job, Returned, WorkerPool};
-use crate::server::stats::ServerStats;
+use crate::server::stats::{Report, ServerStats};
 use crate::store::Store;
 
 struct State {
@@ -112,7 +112,18 @@ impl Worker {
         };
         while let Some(job) = self.next_job() {
             let peer = job.peer;
-            let (after, report) = conn::serve(job.stream, job.pending, &ctx);
+            // A panic (a bug: client input must never cause one) fails this task
+            // only; the worker lives on, so the pool never shrinks.
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                conn::serve(job.stream, job.pending, &ctx)
+            }));
+            let (after, report) = served.unwrap_or_else(|_| {
+                crate::log::info(format_args!(
+                    "worker {}: handler panicked serving {peer}",
+                    self.id
+                ));
+                (After::Close, Report::default())
+            });
             let back = match after {
                 After::GiveBack(s, rest) => Some((s, rest)),
                 After::Close => None,

@@ -50,8 +50,11 @@ extern "C" fn on_signal(sig: libc::c_int) {
     if fd >= 0 {
         let b = sig as u8;
         // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte.
+        // errno is saved and restored so the interrupted code never sees it change.
         unsafe {
+            let errno = *libc::__errno_location();
             libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
+            *libc::__errno_location() = errno;
         }
     }
 }

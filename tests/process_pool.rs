@@ -12,15 +12,27 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{children, pattern, Server};
-use fsbench::client::{Client, ClientError};
+use fsbench::client::{Client, ClientError, Download};
 
 /// Client timeout for the transfers a worker's death interrupts: well under
 /// the server's idle timeout (60 s), so a hang would show as "timeout".
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A process-mode server with `pool` workers, once they are all up.
 fn start(pool: usize) -> Server {
     let p = pool.to_string();
-    Server::start(&["--mode", "process", "--pool", &p])
+    let srv = Server::start(&["--mode", "process", "--pool", &p]);
+    wait_for_workers(&srv, pool);
+    srv
+}
+
+/// Waits (at most 5 s) until the server has exactly `n` worker processes.
+fn wait_for_workers(srv: &Server, n: usize) {
+    assert!(
+        wait_until(Duration::from_secs(5), || workers(srv).len() == n),
+        "not {n} workers within 5 s: {:?}",
+        workers(srv)
+    );
 }
 
 /// Polls `cond` until it holds or `limit` has passed; returns whether it held.
@@ -178,40 +190,100 @@ impl Read for GatedReader {
     }
 }
 
-/// A GET of `name` that stalls after its first bytes, in a thread; returns
-/// (started, go, handle). The worker serving it fills the socket buffers and
-/// blocks, so it is in the middle of the transfer until `go`.
-#[allow(clippy::type_complexity)]
-fn stalled_get(
-    srv: &Server,
-    name: &str,
-) -> (
-    mpsc::Receiver<()>,
-    mpsc::Sender<()>,
-    std::thread::JoinHandle<(Result<fsbench::client::Download, ClientError>, Vec<u8>)>,
-) {
-    let (gate, started, go) = Gate::new();
-    let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
-    let name = name.to_string();
-    let h = std::thread::spawn(move || {
-        let mut sink = GatedSink {
-            gate,
-            got: Vec::new(),
-        };
-        let r = c.get(&name, &mut sink);
-        (r, sink.got)
-    });
-    (started, go, h)
+/// A GET of `big.bin` stalled in the middle of the transfer: the client stopped
+/// reading after its first bytes, and the worker serving it has the file open
+/// and blocks on the full socket buffers until [`StalledGet::resume`].
+struct StalledGet {
+    /// The worker serving the GET.
+    worker: u32,
+    go: mpsc::Sender<()>,
+    handle: std::thread::JoinHandle<(Result<Download, ClientError>, Vec<u8>)>,
+}
+
+impl StalledGet {
+    /// Writes `content` (larger than the socket buffers hold) to `big.bin`,
+    /// starts its GET in a thread and waits until a worker holds the file.
+    fn start(srv: &Server, content: &[u8]) -> StalledGet {
+        std::fs::write(srv.root.join("big.bin"), content).unwrap();
+        let (gate, started, go) = Gate::new();
+        let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut sink = GatedSink {
+                gate,
+                got: Vec::new(),
+            };
+            let r = c.get("big.bin", &mut sink);
+            (r, sink.got)
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("download started");
+        let big_path = canonical_root(srv).join("big.bin");
+        let mut worker = None;
+        assert!(wait_until(Duration::from_secs(5), || {
+            worker = worker_holding(srv, |t| t == big_path);
+            worker.is_some()
+        }));
+        StalledGet {
+            worker: worker.unwrap(),
+            go,
+            handle,
+        }
+    }
+
+    /// Lets the client read on; returns the GET's result and the bytes it got.
+    fn resume(self) -> (Result<Download, ClientError>, Vec<u8>) {
+        self.go.send(()).unwrap();
+        self.handle.join().unwrap()
+    }
 }
 
 fn canonical_root(srv: &Server) -> PathBuf {
     srv.root.canonicalize().unwrap()
 }
 
+/// Waits (at most 5 s) until new connections are refused.
+fn wait_for_the_listener_to_close(srv: &Server) {
+    assert!(
+        wait_until(Duration::from_secs(5), || TcpStream::connect(srv.addr)
+            .is_err()),
+        "still accepting 5 s later"
+    );
+}
+
+fn no_worker_outlived(pids: &[u32]) {
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a worker outlived the server"
+    );
+}
+
+/// Waits (at most 10 s) for the server to exit with status 0, then checks
+/// that none of `pids`, its workers, is left.
+fn exits_0_with_its_workers(srv: &mut Server, pids: &[u32]) {
+    assert!(
+        srv.wait(Duration::from_secs(10)).success(),
+        "{}",
+        srv.log_text()
+    );
+    no_worker_outlived(pids);
+}
+
+/// The worker pids STATS names, sorted.
+fn stats_worker_pids(st: &serde_json::Value) -> Vec<u32> {
+    let mut pids: Vec<u32> = st["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap() as u32)
+        .collect();
+    pids.sort();
+    pids
+}
+
 /// 50 concurrent verified GETs, then 50 concurrent verified UPLOADs.
 fn fifty_gets_and_fifty_uploads(pool: usize) {
     let mut srv = start(pool);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == pool));
     let seeds: Vec<(String, Vec<u8>)> = (0..5)
         .map(|i| {
             (
@@ -279,10 +351,7 @@ fn fifty_gets_and_fifty_uploads(pool: usize) {
     assert_eq!(pids.len(), pool, "still exactly {pool} workers");
     assert_eq!(srv.temp_files(), 0);
     assert!(srv.stop(Duration::from_secs(10)).success());
-    assert!(
-        pids.iter().all(|&p| !alive(p)),
-        "a worker outlived the server"
-    );
+    no_worker_outlived(&pids);
 }
 
 #[test]
@@ -303,7 +372,6 @@ fn pool_of_50_serves_50_concurrent_gets_and_uploads() {
 #[test]
 fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
     let srv = start(4);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 4));
     // Serve a little, then look again: nothing extra was started.
     for _ in 0..20 {
         srv.client().list().unwrap();
@@ -344,21 +412,16 @@ fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
         1,
         "process mode starts no thread in the acceptor"
     );
-    let st = stats(&srv);
-    let mut stat_pids: Vec<u32> = st["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["pid"].as_u64().unwrap() as u32)
-        .collect();
-    stat_pids.sort();
-    assert_eq!(stat_pids, pids, "STATS names the worker processes");
+    assert_eq!(
+        stats_worker_pids(&stats(&srv)),
+        pids,
+        "STATS names the worker processes"
+    );
 }
 
 #[test]
 fn an_idle_worker_killed_is_replaced_within_a_second() {
     let srv = start(3);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 3));
     let before = workers(&srv);
     let victim = before[1];
     kill9(victim);
@@ -380,34 +443,17 @@ fn an_idle_worker_killed_is_replaced_within_a_second() {
     }
     let st = stats(&srv);
     assert_eq!(st["workers_restarted"], 1, "{st}");
-    let pids: Vec<u64> = st["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["pid"].as_u64().unwrap())
-        .collect();
-    assert!(!pids.contains(&(victim as u64)), "{st}");
+    assert!(!stats_worker_pids(&st).contains(&victim), "{st}");
 }
 
 #[test]
 fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
     let srv = start(2);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
     // Larger than what the socket buffers hold when the client stops reading early.
-    let big = pattern(12 << 20, 7);
-    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
     std::fs::write(srv.root.join("small.txt"), b"small").unwrap();
-    let (started, go, h) = stalled_get(&srv, "big.bin");
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
-    let big_path = canonical_root(&srv).join("big.bin");
-    let mut victim = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        victim = worker_holding(&srv, |t| t == big_path);
-        victim.is_some()
-    }));
-    let victim = victim.unwrap();
+    let big = pattern(12 << 20, 7);
+    let get = StalledGet::start(&srv, &big);
+    let victim = get.worker;
     // The other worker serves meanwhile.
     for _ in 0..5 {
         let mut got = Vec::new();
@@ -415,8 +461,7 @@ fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
         assert_eq!(got, b"small");
     }
     kill9(victim);
-    go.send(()).unwrap();
-    let (r, got) = h.join().unwrap();
+    let (r, got) = get.resume();
     let err = r.expect_err("a download cut by its worker's death must fail");
     assert_ne!(err.cause(), "timeout", "the client hung: {err}");
     assert!(got.len() < big.len());
@@ -439,7 +484,6 @@ fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
 #[test]
 fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
     let srv = start(2);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
     let (gate, started, go) = Gate::new();
     let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
     let h = std::thread::spawn(move || {
@@ -490,7 +534,6 @@ fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
 #[test]
 fn the_acceptor_holds_the_same_descriptors_after_1000_connections() {
     let srv = start(4);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 4));
     std::fs::write(srv.root.join("f.txt"), pattern(10_000, 3)).unwrap();
     // One round first, so that anything allocated once is in the baseline,
     // which is taken once that connection is closed everywhere.
@@ -546,62 +589,28 @@ fn the_acceptor_holds_the_same_descriptors_after_1000_connections() {
 #[test]
 fn sigterm_lets_a_transfer_in_flight_finish_and_leaves_no_process() {
     let mut srv = start(2);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
     let pids = workers(&srv);
     let big = pattern(12 << 20, 11);
-    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
-    let (started, go, h) = stalled_get(&srv, "big.bin");
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
-    let big_path = canonical_root(&srv).join("big.bin");
-    assert!(wait_until(Duration::from_secs(5), || worker_holding(
-        &srv,
-        |t| t == big_path
-    )
-    .is_some()));
+    let get = StalledGet::start(&srv, &big);
     srv.signal(libc::SIGTERM);
     // The listener closes at once: new connections are refused.
-    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect(
-        srv.addr
-    )
-    .is_err()));
+    wait_for_the_listener_to_close(&srv);
     assert!(alive(srv.pid()), "the acceptor waits for the transfer");
-    go.send(()).unwrap();
-    let (r, got) = h.join().unwrap();
+    let (r, got) = get.resume();
     let d = r.expect("the transfer in flight completes");
     assert_eq!(d.bytes, big.len() as u64);
     assert!(got == big, "content differs");
-    assert!(
-        srv.wait(Duration::from_secs(10)).success(),
-        "{}",
-        srv.log_text()
-    );
-    assert!(
-        pids.iter().all(|&p| !alive(p)),
-        "a worker outlived the server"
-    );
+    exits_0_with_its_workers(&mut srv, &pids);
     TcpListener::bind(srv.addr).expect("the port is free");
 }
 
 #[test]
 fn workers_exit_by_themselves_when_the_acceptor_is_killed() {
     let mut srv = start(3);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 3));
     let pids = workers(&srv);
     let big = pattern(12 << 20, 12);
-    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
-    let (started, go, h) = stalled_get(&srv, "big.bin");
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
-    let big_path = canonical_root(&srv).join("big.bin");
-    let mut busy = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        busy = worker_holding(&srv, |t| t == big_path);
-        busy.is_some()
-    }));
-    let busy = busy.unwrap();
+    let get = StalledGet::start(&srv, &big);
+    let busy = get.worker;
     kill9(srv.pid());
     srv.wait(Duration::from_secs(5));
     let idle: Vec<u32> = pids.iter().copied().filter(|&p| p != busy).collect();
@@ -610,8 +619,7 @@ fn workers_exit_by_themselves_when_the_acceptor_is_killed() {
         "idle workers did not exit"
     );
     assert!(alive(busy), "the busy worker finishes its connection first");
-    go.send(()).unwrap();
-    let (r, got) = h.join().unwrap();
+    let (r, got) = get.resume();
     r.expect("the connection at hand is finished");
     assert!(got == big);
     assert!(
@@ -625,9 +633,6 @@ fn workers_exit_by_themselves_when_the_acceptor_is_killed() {
 fn stats_has_the_same_shape_as_in_thread_mode() {
     let thread = Server::start(&["--mode", "thread", "--pool", "2"]);
     let process = start(2);
-    assert!(wait_until(Duration::from_secs(5), || workers(&process)
-        .len()
-        == 2));
     for srv in [&thread, &process] {
         srv.client().list().unwrap();
     }
@@ -668,73 +673,32 @@ fn ctrl_c_to_the_whole_process_group_is_handled_by_the_acceptor_alone() {
     let mut srv = Server::start_with(dir, &["--mode", "process", "--pool", "2"], |cmd| {
         cmd.process_group(0);
     });
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    wait_for_workers(&srv, 2);
     let pids = workers(&srv);
     let big = pattern(12 << 20, 13);
-    std::fs::write(srv.root.join("big.bin"), &big).unwrap();
-    let (started, go, h) = stalled_get(&srv, "big.bin");
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
-    let big_path = canonical_root(&srv).join("big.bin");
-    assert!(wait_until(Duration::from_secs(5), || worker_holding(
-        &srv,
-        |t| t == big_path
-    )
-    .is_some()));
+    let get = StalledGet::start(&srv, &big);
     // What a terminal's Ctrl-C does: SIGINT to every process of the group.
     // SAFETY: killpg(2) on the server's own process group.
     assert_eq!(unsafe { libc::killpg(srv.pid() as i32, libc::SIGINT) }, 0);
-    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect(
-        srv.addr
-    )
-    .is_err()));
+    wait_for_the_listener_to_close(&srv);
     assert!(pids.iter().all(|&p| alive(p)), "workers ignore the signal");
-    go.send(()).unwrap();
-    let (r, got) = h.join().unwrap();
+    let (r, got) = get.resume();
     r.expect("the transfer in flight completes");
     assert!(got == big, "content intact");
-    assert!(
-        srv.wait(Duration::from_secs(10)).success(),
-        "{}",
-        srv.log_text()
-    );
-    assert!(
-        pids.iter().all(|&p| !alive(p)),
-        "a worker outlived the server"
-    );
+    exits_0_with_its_workers(&mut srv, &pids);
 }
 
 #[test]
 fn past_the_drain_timeout_a_stuck_worker_is_killed_and_nothing_is_left() {
     let mut srv = Server::start(&["--mode", "process", "--pool", "2", "--drain-timeout", "0.5"]);
-    assert!(wait_until(Duration::from_secs(5), || workers(&srv).len() == 2));
+    wait_for_workers(&srv, 2);
     let pids = workers(&srv);
-    std::fs::write(srv.root.join("big.bin"), pattern(12 << 20, 14)).unwrap();
-    let (started, go, h) = stalled_get(&srv, "big.bin");
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
-    let big_path = canonical_root(&srv).join("big.bin");
-    assert!(wait_until(Duration::from_secs(5), || worker_holding(
-        &srv,
-        |t| t == big_path
-    )
-    .is_some()));
+    let get = StalledGet::start(&srv, &pattern(12 << 20, 14));
     // The client never reads again before the server is gone.
     srv.signal(libc::SIGTERM);
-    assert!(
-        srv.wait(Duration::from_secs(10)).success(),
-        "{}",
-        srv.log_text()
-    );
-    assert!(
-        pids.iter().all(|&p| !alive(p)),
-        "a worker outlived the server"
-    );
+    exits_0_with_its_workers(&mut srv, &pids);
     assert!(srv.log_text().contains("killing it"), "{}", srv.log_text());
-    go.send(()).unwrap();
-    let (r, _) = h.join().unwrap();
+    let (r, _) = get.resume();
     assert!(r.is_err(), "the cut transfer is reported as failed");
 }
 

@@ -113,6 +113,11 @@ impl Raw {
         json(&self.request(line))
     }
 
+    /// Sends the `UPLOAD` line `line` + `\n`; the answer must be READY.
+    fn begin_upload(&mut self, line: &[u8]) {
+        assert_eq!(self.request(line), b"READY TO RECEIVE FILE");
+    }
+
     /// Half-closes and reads until the server closes: every byte it still sends.
     fn finish(mut self) -> Vec<u8> {
         self.s.shutdown(Shutdown::Write).unwrap();
@@ -219,8 +224,7 @@ mod happy_path {
 
         // Streamed UPLOAD <name>: READY, base64 lines, ENDUPLOAD.
         let data = pattern(300_001, 1);
-        r.send(b"UPLOAD named.bin\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"UPLOAD named.bin");
         for part in data.chunks(3 * 40_000) {
             r.send(format!("{}\n", b64(part)).as_bytes());
         }
@@ -233,8 +237,7 @@ mod happy_path {
         assert_eq!(std::fs::read(srv.root.join("named.bin")).unwrap(), data);
 
         // Plain UPLOAD: stored under the content's SHA-256.
-        r.send(b"UPLOAD\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"UPLOAD");
         r.send(format!("{}\nENDUPLOAD\n", b64(&data)).as_bytes());
         let plain = json(&r.response());
         assert_eq!(plain["status"], "OK");
@@ -319,8 +322,7 @@ mod happy_path {
         let mut r = Raw::connect(&srv);
         let up = r.json(format!("Upload Photo.JPG {}", b64(b"upper")).as_bytes());
         assert_eq!(up["data"]["file_path"], "Photo.JPG");
-        r.send(b"upload photo.jpg\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"upload photo.jpg");
         r.send(format!("{}\nENDUPLOAD\n", b64(b"lower")).as_bytes());
         assert_eq!(json(&r.response())["data"]["file_path"], "photo.jpg");
         assert_eq!(
@@ -341,8 +343,7 @@ mod happy_path {
         let srv = Server::start(&["--pool", "1"]);
         let mut r = Raw::connect(&srv);
         let name = "my \"best\"  file .txt";
-        r.send(format!("UPLOAD {}\n", q(name)).as_bytes());
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(format!("UPLOAD {}", q(name)).as_bytes());
         r.send(format!("{}\nENDUPLOAD\n", b64(b"quoted")).as_bytes());
         assert_eq!(json(&r.response())["data"]["file_path"], name);
         assert_eq!(std::fs::read(srv.root.join(name)).unwrap(), b"quoted");
@@ -809,8 +810,7 @@ mod uploads {
 
         // Closed in the middle of a base64 line.
         let mut r = Raw::connect(&srv);
-        r.send(b"UPLOAD cut.bin\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"UPLOAD cut.bin");
         assert_eq!(srv.temp_files(), 1, "the upload has its temp file");
         r.send(format!("{}\n", b64(&data[..1536 * 1024])).as_bytes());
         let line = b64(&data[1536 * 1024..]);
@@ -822,8 +822,7 @@ mod uploads {
 
         // A plain UPLOAD closed between two lines.
         let mut r = Raw::connect(&srv);
-        r.send(b"UPLOAD\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"UPLOAD");
         r.send(format!("{}\n", b64(&data[..1536 * 1024])).as_bytes());
         drop(r);
         wait_for_failed_tasks(&srv, 2);
@@ -849,8 +848,7 @@ mod uploads {
             "aGk=aGk=\n",
             "aGVs bG8=\n",
         ] {
-            r.send(b"UPLOAD bad.bin\n");
-            assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+            r.begin_upload(b"UPLOAD bad.bin");
             r.send(format!("{}ENDUPLOAD\n", body).as_bytes());
             assert_error(&json(&r.response()), body);
         }
@@ -885,8 +883,7 @@ mod uploads {
                 content.extend_from_slice(&tail);
                 let want = format!("{}{ext}", sha_hex(&content));
                 // The magic bytes spread over several tiny lines.
-                r.send(b"UPLOAD\n");
-                assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+                r.begin_upload(b"UPLOAD");
                 let (a, rest) = content.split_at(3);
                 let (b, c) = rest.split_at(3.min(rest.len()));
                 let mut body = String::new();
@@ -1048,8 +1045,7 @@ mod timeouts {
         partial.send(b"LIS");
         // Stops in the middle of an upload body: the worker's idle timeout.
         let mut stalled = Raw::connect(&srv);
-        stalled.send(b"UPLOAD stalled.bin\n");
-        assert_eq!(stalled.response(), b"READY TO RECEIVE FILE");
+        stalled.begin_upload(b"UPLOAD stalled.bin");
         stalled.send(format!("{}\naGVs", b64(&pattern(30_000, 2))).as_bytes());
 
         let v = one_error(&until_closed(silent), "silent");
@@ -1235,8 +1231,7 @@ mod shutdown {
     fn an_upload_still_open_at_the_drain_timeout_leaves_no_temp_file() {
         let mut srv = Server::start(&["--pool", "1", "--drain-timeout", "0.2"]);
         let mut r = Raw::connect(&srv);
-        r.send(b"UPLOAD never-finished.bin\n");
-        assert_eq!(r.response(), b"READY TO RECEIVE FILE");
+        r.begin_upload(b"UPLOAD never-finished.bin");
         // Half a body, then silence: the worker waits for the rest past the drain timeout.
         r.send(format!("{}\n", b64(&pattern(30_000, 6))).as_bytes());
         poll_until(T, "the upload's temp file", || srv.temp_files() == 1);
@@ -1250,6 +1245,7 @@ mod shutdown {
 
 mod cli {
     use super::*;
+    use std::path::Path;
     use std::process::{Command, Output};
 
     fn client(srv: &Server, args: &[&str]) -> Output {
@@ -1265,6 +1261,17 @@ mod cli {
 
     fn code(o: &Output) -> i32 {
         o.status.code().expect("exit code")
+    }
+
+    /// Exit code 0, or the failure shows the command's stderr.
+    fn assert_ok(o: &Output) {
+        assert_eq!(code(o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `client get NAME -o OUT --expect-sha256 SHA`.
+    fn get_to_file(srv: &Server, name: &str, out: &Path, sha: &str) -> Output {
+        let out = out.to_str().unwrap();
+        client(srv, &["get", name, "-o", out, "--expect-sha256", sha])
     }
 
     #[test]
@@ -1283,15 +1290,7 @@ mod cli {
         let wrong = "0".repeat(64);
         for out in ["report.pdf", "draft.part"] {
             let out = keep.join(out);
-            let args = [
-                "get",
-                "r.pdf",
-                "-o",
-                out.to_str().unwrap(),
-                "--expect-sha256",
-                &wrong,
-            ];
-            assert_eq!(code(&client(&srv, &args)), 1);
+            assert_eq!(code(&get_to_file(&srv, "r.pdf", &out, &wrong)), 1);
             assert_eq!(
                 common::snapshot(&keep),
                 before,
@@ -1299,15 +1298,7 @@ mod cli {
             );
         }
         let out = keep.join("report.pdf");
-        let args = [
-            "get",
-            "r.pdf",
-            "-o",
-            out.to_str().unwrap(),
-            "--expect-sha256",
-            &sha,
-        ];
-        assert_eq!(code(&client(&srv, &args)), 0);
+        assert_ok(&get_to_file(&srv, "r.pdf", &out, &sha));
         assert_eq!(std::fs::read(&out).unwrap(), data);
         assert_eq!(
             std::fs::read(keep.join("report.part")).unwrap(),
@@ -1327,14 +1318,14 @@ mod cli {
         let src = src.to_str().unwrap();
 
         let o = client(&srv, &["upload", src]);
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert_ok(&o);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), sha);
         let o = client(&srv, &["upload", src, "--name", "Named File.bin"]);
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert_ok(&o);
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Named File.bin");
 
         let o = client(&srv, &["list"]);
-        assert_eq!(code(&o), 0);
+        assert_ok(&o);
         // Sorted by name (bytes): where the hex digest goes depends on its first digit.
         let mut names = [sha.clone(), "Named File.bin".to_string()];
         names.sort();
@@ -1343,45 +1334,24 @@ mod cli {
             format!("{}\n{}\n", names[0], names[1])
         );
         let o = client(&srv, &["stats"]);
-        assert_eq!(code(&o), 0);
+        assert_ok(&o);
         assert_eq!(json(&o.stdout)["mode"], "thread");
 
         // get -o: the verified file, and nothing else left beside it.
         let out = dir.join("out").join("got.bin");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        let o = client(
-            &srv,
-            &[
-                "get",
-                "Named File.bin",
-                "-o",
-                out.to_str().unwrap(),
-                "--expect-sha256",
-                &sha,
-            ],
-        );
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert_ok(&get_to_file(&srv, "Named File.bin", &out, &sha));
         assert_eq!(std::fs::read(&out).unwrap(), data);
         assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1);
         // To stdout, with the hash in upper case.
         let o = client(&srv, &["get", &sha, "--expect-sha256", &sha.to_uppercase()]);
-        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert_ok(&o);
         assert!(o.stdout == data, "stdout is not the file");
 
         // 1: a mismatching hash (no output file left), a server ERROR.
         let wrong = "0".repeat(64);
         let bad_out = dir.join("out").join("bad.bin");
-        let o = client(
-            &srv,
-            &[
-                "get",
-                &sha,
-                "-o",
-                bad_out.to_str().unwrap(),
-                "--expect-sha256",
-                &wrong,
-            ],
-        );
+        let o = get_to_file(&srv, &sha, &bad_out, &wrong);
         assert_eq!(code(&o), 1);
         assert!(
             String::from_utf8_lossy(&o.stderr).contains(&wrong),
@@ -1410,7 +1380,7 @@ mod cli {
         }
 
         let o = client(&srv, &["delete", "Named File.bin"]);
-        assert_eq!(code(&o), 0);
+        assert_ok(&o);
         assert_eq!(
             String::from_utf8_lossy(&client(&srv, &["list"]).stdout),
             format!("{sha}\n")

@@ -18,27 +18,15 @@ use fsbench::protocol::base64::{decode, encode};
 use fsbench::server::Mode;
 use sha2::{Digest, Sha256};
 
-use crate::common::{children, pattern, peak_rss_kib, TempDir};
+use crate::common::{children, pattern, TempDir};
 use crate::harness::{
     begin, bump, connect, count_as_refused, error_reason, json_of, names_on_disk,
-    note_client_error, seed_names, temp_count, wait_until, with_prober, within_1s, Expect, Gate,
-    Raw, Rng, Srv, F,
+    note_client_error, peak_kib, ready, ready_wrapped, seed_names, temp_count, wait_until,
+    with_prober, within_1s, Expect, Gate, Raw, Rng, Srv, F,
 };
-
-fn ready(tag: &str, mode: Mode, flags: &[&str]) -> (TempDir, Srv) {
-    let d = TempDir::new(tag);
-    let mut s = Srv::start(d.path(), mode, flags);
-    s.seed();
-    s.baseline();
-    (d, s)
-}
 
 fn hex_sha(b: &[u8]) -> String {
     fsbench::protocol::hex(&Sha256::digest(b))
-}
-
-fn peak_kib(s: &Srv) -> u64 {
-    s.pids().into_iter().map(peak_rss_kib).sum()
 }
 
 /// Case 8: A client that disconnects or resets mid-upload: no file and no temp file
@@ -306,15 +294,12 @@ pub fn case_11(mode: Mode) {
 /// Case 12: A descriptor limit of 64, then 200 connections: the accept loop does
 /// not spin, and the server serves again once the connections close.
 pub fn case_12(mode: Mode) {
-    let d = TempDir::new("c12");
-    let mut s = Srv::start_wrapped(
-        d.path(),
+    let (_d, s) = ready_wrapped(
+        "c12",
         mode,
         &["--pool", "2"],
         &["prlimit", "--nofile=64:64", "--"],
     );
-    s.seed();
-    s.baseline();
     let mut conns: Vec<Raw> = (0..200)
         .map(|_| {
             let mut c = connect(s.addr, Duration::from_secs(10)).expect("connect");
@@ -444,24 +429,18 @@ pub fn case_13(mode: Mode) {
         }
     }
     // b. A file-size limit of 1 MiB.
-    let d = TempDir::new("c13b");
-    let mut s = Srv::start_wrapped(
-        d.path(),
+    let (_d, s) = ready_wrapped(
+        "c13b",
         mode,
         &["--pool", "2"],
         &["prlimit", "--fsize=1048576", "--"],
     );
-    s.seed();
-    s.baseline();
     upload_too_big_then_small(&s, "too large");
     s.check(Expect::Unchanged);
 
     // c. A read-only store: a read-only bind mount where mounting works, else
     // a folder without write permission (which does not stop root).
-    let d = TempDir::new("c13c");
-    let mut s = Srv::start(d.path(), mode, &["--pool", "2"]);
-    s.seed();
-    s.baseline();
+    let (_d, s) = ready("c13c", mode, &["--pool", "2"]);
     let root = s.root.clone();
     let src = root.to_string_lossy().into_owned();
     let guard = match mount(&["--bind", &src], &root) {
@@ -885,6 +864,18 @@ pub fn case_17(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
+/// Checks that every acknowledged upload (name, pattern seed, length) is in
+/// the store with its content; a missing byte counts as lost.
+fn all_there(root: &Path, acked: &[(String, u64, usize)]) {
+    for (name, seed, len) in acked {
+        let on_disk = fs::read(root.join(name)).unwrap_or_default();
+        if on_disk != pattern(*len, *seed) {
+            bump(&F.bytes_lost, *len as u64);
+            panic!("{name}: acknowledged, then lost after kill -9");
+        }
+    }
+}
+
 /// Case 18: kill -9 of the whole server during uploads, 50 times, restarting each
 /// time: every acknowledged upload is there with its content, and no temp
 /// file survives a restart.
@@ -910,13 +901,7 @@ pub fn case_18(mode: Mode) {
         }
         // Everything acknowledged so far is there, whole.
         let list = acked.lock().unwrap().clone();
-        for (name, seed, len) in &list[verified..] {
-            let on_disk = fs::read(s.root.join(name)).unwrap_or_default();
-            if on_disk != pattern(*len, *seed) {
-                bump(&F.bytes_lost, *len as u64);
-                panic!("{name}: acknowledged, then lost after kill -9");
-            }
-        }
+        all_there(&s.root, &list[verified..]);
         verified = list.len();
         let before = list.len();
         let addr = s.addr;
@@ -959,13 +944,7 @@ pub fn case_18(mode: Mode) {
     s.restart(&flags);
     assert_eq!(temp_count(&s.root), 0, "a temp file survived the restart");
     let list = acked.lock().unwrap().clone();
-    for (name, seed, len) in &list {
-        let on_disk = fs::read(s.root.join(name)).unwrap_or_default();
-        if on_disk != pattern(*len, *seed) {
-            bump(&F.bytes_lost, *len as u64);
-            panic!("{name}: acknowledged, then lost after kill -9");
-        }
-    }
+    all_there(&s.root, &list);
     println!(
         "       case 18: {ROUNDS} kill -9 (seed {seed0}), {} uploads acknowledged and verified, {temps_at_kill} temp files present at the kills, none after a restart",
         list.len()

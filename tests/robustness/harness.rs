@@ -275,6 +275,15 @@ impl Raw {
         error_reason(&v)
     }
 
+    /// Sends each bad line in turn; each reply must be an ERROR whose reason
+    /// contains the text paired with the line.
+    pub fn expect_errors(&mut self, cases: &[(&[u8], &str)]) {
+        for &(line, want) in cases {
+            let r = self.expect_error(line);
+            assert!(r.contains(want), "{:?}: {r}", String::from_utf8_lossy(line));
+        }
+    }
+
     /// LIST on this connection: it is still open and in step.
     pub fn list(&mut self) -> Vec<String> {
         let v = self.request(b"LIST");
@@ -799,6 +808,30 @@ pub fn begin(c: &mut Raw, line: &[u8]) {
     c.send(&l);
     let r = c.reply();
     assert!(r.starts_with(b"READY"), "{:?}", String::from_utf8_lossy(&r));
+}
+
+/// A server in a fresh temp dir with the seed files, its baseline taken.
+pub fn ready(tag: &str, mode: Mode, flags: &[&str]) -> (common::TempDir, Srv) {
+    ready_wrapped(tag, mode, flags, &[])
+}
+
+/// [`ready`] under a wrapper command (see [`Srv::start_wrapped`]).
+pub fn ready_wrapped(
+    tag: &str,
+    mode: Mode,
+    flags: &[&str],
+    wrapper: &[&str],
+) -> (common::TempDir, Srv) {
+    let d = common::TempDir::new(tag);
+    let mut s = Srv::start_wrapped(d.path(), mode, flags, wrapper);
+    s.seed();
+    s.baseline();
+    (d, s)
+}
+
+/// The peak resident memory (VmHWM) of the server and its workers, in KiB.
+pub fn peak_kib(s: &Srv) -> u64 {
+    s.pids().into_iter().map(common::peak_rss_kib).sum()
 }
 
 /// A small deterministic generator for the suite's random choices.

@@ -77,9 +77,9 @@ fn secs(v: f64) -> Duration {
     Duration::from_secs_f64(v.max(0.001))
 }
 
-fn parse_serve(args: &mut Arguments) -> Result<ServerConfig, String> {
+/// `--host` and `--port`, with the defaults every command shares.
+fn parse_host_port(args: &mut Arguments) -> Result<(String, u16), String> {
     let e = |e: pico_args::Error| e.to_string();
-    let mut cfg = ServerConfig::default();
     let host: String = args
         .opt_value_from_str("--host")
         .map_err(e)?
@@ -88,6 +88,13 @@ fn parse_serve(args: &mut Arguments) -> Result<ServerConfig, String> {
         .opt_value_from_str("--port")
         .map_err(e)?
         .unwrap_or(7000);
+    Ok((host, port))
+}
+
+fn parse_serve(args: &mut Arguments) -> Result<ServerConfig, String> {
+    let e = |e: pico_args::Error| e.to_string();
+    let mut cfg = ServerConfig::default();
+    let (host, port) = parse_host_port(args)?;
     cfg.addr = format!("{host}:{port}")
         .parse()
         .or_else(|_| format!("[{host}]:{port}").parse())
@@ -169,14 +176,7 @@ pub struct ConnFlags {
 
 pub fn parse_conn(args: &mut Arguments) -> Result<ConnFlags, String> {
     let e = |e: pico_args::Error| e.to_string();
-    let host: String = args
-        .opt_value_from_str("--host")
-        .map_err(e)?
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let port: u16 = args
-        .opt_value_from_str("--port")
-        .map_err(e)?
-        .unwrap_or(7000);
+    let (host, port) = parse_host_port(args)?;
     let timeout: f64 = args
         .opt_value_from_str("--timeout")
         .map_err(e)?

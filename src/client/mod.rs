@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::request::quote_arg;
-use crate::protocol::{detect_extension, hex, read_full, TERMINATOR};
+use crate::protocol::{detect_extension, hex, read_full, ReadBuf, TERMINATOR};
 
 /// Raw bytes per upload line (a multiple of 3: each line decodes on its own).
 pub const UPLOAD_CHUNK: usize = 192 * 1024;
@@ -101,9 +101,7 @@ pub struct Upload {
 
 pub struct Client {
     stream: TcpStream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    buf: ReadBuf,
     /// Response bytes read by the last request.
     pub last_response_bytes: u64,
 }
@@ -124,9 +122,7 @@ impl Client {
                     let _ = stream.set_nodelay(true);
                     return Ok(Client {
                         stream,
-                        buf: vec![0; 256 * 1024],
-                        start: 0,
-                        end: 0,
+                        buf: ReadBuf::new(256 * 1024),
                         last_response_bytes: 0,
                     });
                 }
@@ -156,39 +152,25 @@ impl Client {
     }
 
     fn fill(&mut self) -> Result<()> {
-        if self.start > 0 && self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        // Pending bytes that fill the whole buffer (a long response) grow it.
+        if !self.buf.make_room() {
+            self.buf.grow();
         }
-        if self.end == self.buf.len() {
-            let len = self.buf.len();
-            self.buf.resize(len * 2, 0);
-        }
-        loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
-                Ok(n) => {
-                    self.end += n;
-                    self.last_response_bytes += n as u64;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+        match self.buf.fill_from(&mut self.stream)? {
+            0 => Err(ClientError::Io(io::ErrorKind::UnexpectedEof.into())),
+            n => {
+                self.last_response_bytes += n as u64;
+                Ok(())
             }
         }
     }
 
     fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.pending()
     }
 
     fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.buf.consume(n);
     }
 
     /// Reads one response up to and including `\r\n\r\n`; returns it without the terminator.
@@ -288,7 +270,7 @@ impl Client {
         self.consume(body_at);
         let mut decoder = LineDecoder::new();
         let mut hasher = Sha256::new();
-        let mut out = Vec::with_capacity(self.buf.len());
+        let mut out = Vec::with_capacity(self.buf.capacity());
         let mut text_len: u64 = 0;
         loop {
             let p = self.pending();

@@ -6,8 +6,10 @@
 
 pub mod base64;
 pub mod json;
+pub mod read_buf;
 pub mod request;
 
+pub use read_buf::ReadBuf;
 pub use request::{parse_request, Request};
 
 /// Every response ends with this.

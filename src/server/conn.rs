@@ -20,7 +20,8 @@ use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::json::{self, Obj};
 use crate::protocol::request::inline_upload_head;
 use crate::protocol::{
-    check_name, detect_extension, hex, parse_request, read_full, Limits, Request, END_UPLOAD, READY,
+    check_name, detect_extension, hex, parse_request, read_full, Limits, ReadBuf, Request,
+    END_UPLOAD, READY,
 };
 use crate::server::stats::Report;
 use crate::store::{Store, TempFile};
@@ -47,12 +48,10 @@ pub enum After {
     Close,
 }
 
-/// A connection with its read buffer: `buf[start..end]` is read but not consumed.
+/// A connection with its read buffer.
 struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    buf: ReadBuf,
     report: Report,
 }
 
@@ -64,39 +63,27 @@ enum Fill {
 
 impl Conn {
     fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.pending()
     }
 
     fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.buf.consume(n);
     }
 
     /// Reads more bytes (blocking, under the socket's timeouts).
     fn fill(&mut self) -> io::Result<Fill> {
-        if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
+        // Never grown: the memory per connection stays bounded.
+        if !self.buf.make_room() {
             return Err(io::Error::other("read buffer full"));
         }
-        loop {
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => return Ok(Fill::Eof),
-                Ok(n) => {
-                    self.end += n;
-                    self.report.bytes_in += n as u64;
-                    return Ok(Fill::Data);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::WouldBlock),
-                Err(e) => return Err(e),
+        match self.buf.fill_from(&mut self.stream) {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(n) => {
+                self.report.bytes_in += n as u64;
+                Ok(Fill::Data)
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
+            Err(e) => Err(e),
         }
     }
 
@@ -138,20 +125,14 @@ impl Conn {
 /// Serves a connection handed over by the acceptor with `pending` bytes already read.
 pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) {
     let cap = ctx.limits.max_line + 2 + READ_CHUNK;
-    let mut buf = pending;
-    let end = buf.len();
-    if buf.len() < cap {
-        buf.resize(cap, 0);
-    }
+    // The bytes the event loop read count as this task's; see GiveBack.
+    let bytes_in = pending.len() as u64;
     let mut c = Conn {
         stream,
-        buf,
-        start: 0,
-        end,
-        // The bytes the event loop read count as this task's; see GiveBack.
+        buf: ReadBuf::with_pending(pending, cap),
         report: Report {
             ok: true,
-            bytes_in: end as u64,
+            bytes_in,
             ..Report::default()
         },
     };

@@ -1,0 +1,106 @@
+//! The read buffer both ends of a connection parse from: bytes read but not
+//! yet consumed, refilled from any `Read`.
+//!
+//! It only moves bytes; what to do when it is full (grow, or refuse) is the
+//! caller's choice, so it never grows by itself.
+
+use std::io::{self, Read};
+
+/// `buf[start..end]` has been read and not yet consumed.
+pub struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    /// An empty buffer of `capacity` bytes.
+    pub fn new(capacity: usize) -> ReadBuf {
+        ReadBuf::with_pending(Vec::new(), capacity)
+    }
+
+    /// A buffer that starts with `pending` (bytes already read elsewhere),
+    /// with room for at least `capacity` bytes in all.
+    pub fn with_pending(pending: Vec<u8>, capacity: usize) -> ReadBuf {
+        let mut buf = pending;
+        let end = buf.len();
+        if buf.len() < capacity {
+            buf.resize(capacity, 0);
+        }
+        ReadBuf { buf, start: 0, end }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The bytes read and not yet consumed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Makes room after the pending bytes, moving them to the front if the
+    /// tail is full; false if the pending bytes fill the whole buffer.
+    pub fn make_room(&mut self) -> bool {
+        if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.end < self.buf.len()
+    }
+
+    /// Doubles the capacity.
+    pub fn grow(&mut self) {
+        let len = self.buf.len();
+        self.buf.resize(len * 2, 0);
+    }
+
+    /// One read from `src` into the room after the pending bytes (call
+    /// [`make_room`](Self::make_room) first), retried if interrupted. Returns
+    /// the bytes read: 0 is the end of the stream.
+    pub fn fill_from(&mut self, src: &mut impl Read) -> io::Result<usize> {
+        debug_assert!(self.end < self.buf.len(), "fill_from without room");
+        loop {
+            match src.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadBuf;
+
+    #[test]
+    fn pending_bytes_move_to_the_front_only_when_the_tail_is_full() {
+        let mut b = ReadBuf::with_pending(b"abcd".to_vec(), 4);
+        assert!(!b.make_room(), "full from the start");
+        b.consume(3);
+        assert!(b.make_room());
+        assert_eq!(b.pending(), b"d");
+        assert_eq!(b.fill_from(&mut &b"efgh"[..]).unwrap(), 3);
+        assert_eq!(b.pending(), b"defg");
+        b.grow();
+        assert_eq!(b.capacity(), 8);
+        assert_eq!(b.fill_from(&mut &b"h"[..]).unwrap(), 1);
+        assert_eq!(b.pending(), b"defgh");
+        assert_eq!(b.fill_from(&mut &b""[..]).unwrap(), 0, "end of stream");
+        b.consume(5);
+        assert!(b.pending().is_empty());
+    }
+}

@@ -24,6 +24,7 @@ use mio::{Poll, Waker};
 use crate::protocol::Limits;
 use crate::store::Store;
 use acceptor::{Acceptor, AcceptorConfig, WAKER};
+use pool::PoolConfig;
 use process_pool::ProcessPool;
 use stats::ServerStats;
 use thread_pool::ThreadPool;
@@ -125,14 +126,15 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
     // signals to SIG_IGN as they start and never see this pipe.
     let signals = crate::sys::signal_pipe()?;
     let stats = Arc::new(ServerStats::new(cfg.mode.name(), cfg.pool));
+    let pool_cfg = || PoolConfig {
+        size: cfg.pool,
+        queue: cfg.queue,
+        store: store.clone(),
+        limits: cfg.limits.clone(),
+        stats: stats.clone(),
+    };
     let process_pool = match cfg.mode {
-        Mode::Process => Some(ProcessPool::start(
-            cfg.pool,
-            cfg.queue,
-            store.clone(),
-            cfg.limits.clone(),
-            stats.clone(),
-        )?),
+        Mode::Process => Some(ProcessPool::start(pool_cfg())?),
         Mode::Thread => None,
     };
     crate::log::info(format_args!(
@@ -158,14 +160,7 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         Some(pool) => Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run(),
         None => {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let pool = ThreadPool::start(
-                cfg.pool,
-                cfg.queue,
-                store.clone(),
-                cfg.limits.clone(),
-                stats.clone(),
-                waker,
-            )?;
+            let pool = ThreadPool::start(pool_cfg(), waker)?;
             let result = Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run();
             // Workers still busy at the drain timeout end with the process, before
             // their uploads' temp files are dropped: remove those here.

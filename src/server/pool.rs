@@ -5,15 +5,30 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::event::Event;
 use mio::{Registry, Token};
 
-use crate::server::stats::Report;
+use crate::protocol::Limits;
+use crate::server::stats::{Report, ServerStats};
+use crate::store::Store;
 
 /// Tokens at or above this belong to the pool's own event sources.
 pub const POOL_TOKEN_BASE: usize = 1 << 40;
+
+/// What either pool starts from.
+pub struct PoolConfig {
+    /// Workers.
+    pub size: usize,
+    /// Ready connections that may wait for a worker.
+    pub queue: usize,
+    /// What the workers serve with.
+    pub store: Arc<Store>,
+    pub limits: Limits,
+    pub stats: Arc<ServerStats>,
+}
 
 /// A connection with a complete request line (or a line at the limit), ready to serve.
 pub struct Job {

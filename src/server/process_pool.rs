@@ -30,7 +30,7 @@ use mio::{Interest, Registry, Token};
 use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
 use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::{Report, ServerStats};
 use crate::store::Store;
 use crate::sys::fdpass;
@@ -208,13 +208,14 @@ fn token(id: usize) -> Token {
 impl ProcessPool {
     /// Forks `size` workers (call before any thread exists); at most `queue`
     /// ready connections wait for one.
-    pub fn start(
-        size: usize,
-        queue: usize,
-        store: Arc<Store>,
-        limits: Limits,
-        stats: Arc<ServerStats>,
-    ) -> io::Result<ProcessPool> {
+    pub fn start(cfg: PoolConfig) -> io::Result<ProcessPool> {
+        let PoolConfig {
+            size,
+            queue,
+            store,
+            limits,
+            stats,
+        } = cfg;
         let max_frame = limits.max_line * 2 + (16 << 20);
         let mut pool = ProcessPool {
             slots: (0..size).map(|_| Slot::default()).collect(),

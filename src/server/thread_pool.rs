@@ -17,7 +17,7 @@ use mio::{Registry, Token, Waker};
 
 use crate::protocol::Limits;
 use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Job, Returned, WorkerPool};
+use crate::server::pool::{Job, PoolConfig, Returned, WorkerPool};
 use crate::server::stats::{Report, ServerStats};
 use crate::store::Store;
 
@@ -43,14 +43,14 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// Starts `size` workers; at most `queue` jobs wait for one.
-    pub fn start(
-        size: usize,
-        queue: usize,
-        store: Arc<Store>,
-        limits: Limits,
-        stats: Arc<ServerStats>,
-        waker: Arc<Waker>,
-    ) -> io::Result<ThreadPool> {
+    pub fn start(cfg: PoolConfig, waker: Arc<Waker>) -> io::Result<ThreadPool> {
+        let PoolConfig {
+            size,
+            queue,
+            store,
+            limits,
+            stats,
+        } = cfg;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 jobs: VecDeque::with_capacity(queue),

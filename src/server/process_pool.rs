@@ -206,32 +206,25 @@ fn token(id: usize) -> Token {
 }
 
 impl ProcessPool {
-    /// Forks `size` workers (call before any thread exists); at most `queue`
-    /// ready connections wait for one.
+    /// Forks `cfg.size` workers (call before any thread exists); at most
+    /// `cfg.queue` ready connections wait for one.
     pub fn start(cfg: PoolConfig) -> io::Result<ProcessPool> {
-        let PoolConfig {
-            size,
-            queue,
-            store,
-            limits,
-            stats,
-        } = cfg;
-        let max_frame = limits.max_line * 2 + (16 << 20);
+        let max_frame = cfg.limits.max_line * 2 + (16 << 20);
         let mut pool = ProcessPool {
-            slots: (0..size).map(|_| Slot::default()).collect(),
-            queue: VecDeque::with_capacity(queue),
-            capacity: queue.max(1),
+            slots: (0..cfg.size).map(|_| Slot::default()).collect(),
+            queue: VecDeque::with_capacity(cfg.queue),
+            capacity: cfg.queue.max(1),
             returned: Vec::new(),
             zombies: Vec::new(),
             cursor: 0,
             registry: None,
-            store,
-            limits,
-            stats,
+            store: cfg.store,
+            limits: cfg.limits,
+            stats: cfg.stats,
             max_frame,
             stopping: false,
         };
-        for id in 0..size {
+        for id in 0..cfg.size {
             pool.spawn(id)?;
         }
         Ok(pool)

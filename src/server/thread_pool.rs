@@ -42,18 +42,11 @@ pub struct ThreadPool {
 }
 
 impl ThreadPool {
-    /// Starts `size` workers; at most `queue` jobs wait for one.
+    /// Starts `cfg.size` workers; at most `cfg.queue` jobs wait for one.
     pub fn start(cfg: PoolConfig, waker: Arc<Waker>) -> io::Result<ThreadPool> {
-        let PoolConfig {
-            size,
-            queue,
-            store,
-            limits,
-            stats,
-        } = cfg;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                jobs: VecDeque::with_capacity(queue),
+                jobs: VecDeque::with_capacity(cfg.queue),
                 shutdown: false,
             }),
             ready: Condvar::new(),
@@ -61,17 +54,17 @@ impl ThreadPool {
             draining: AtomicBool::new(false),
         });
         let (tx, rx) = channel();
-        let mut handles = Vec::with_capacity(size);
-        for id in 0..size {
-            stats.workers[id]
+        let mut handles = Vec::with_capacity(cfg.size);
+        for id in 0..cfg.size {
+            cfg.stats.workers[id]
                 .pid
                 .store(std::process::id(), Ordering::Relaxed);
             let worker = Worker {
                 id,
                 shared: shared.clone(),
-                store: store.clone(),
-                limits: limits.clone(),
-                stats: stats.clone(),
+                store: cfg.store.clone(),
+                limits: cfg.limits.clone(),
+                stats: cfg.stats.clone(),
                 tx: tx.clone(),
                 waker: waker.clone(),
             };
@@ -85,7 +78,7 @@ impl ThreadPool {
             shared,
             handles,
             returned: rx,
-            capacity: queue.max(1),
+            capacity: cfg.queue.max(1),
         })
     }
 }

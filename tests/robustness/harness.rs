@@ -119,19 +119,23 @@ impl Figures {
     }
 }
 
+/// Counts a connection attempt: accepted if it succeeded, else refused.
+fn counted<T, E>(attempt: Result<T, E>) -> Result<T, E> {
+    bump(&F.attempted, 1);
+    bump(
+        if attempt.is_ok() {
+            &F.accepted
+        } else {
+            &F.refused
+        },
+        1,
+    );
+    attempt
+}
+
 /// Connects, counting the attempt; a failure counts as refused.
 pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    bump(&F.attempted, 1);
-    match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => {
-            bump(&F.accepted, 1);
-            Ok(s)
-        }
-        Err(e) => {
-            bump(&F.refused, 1);
-            Err(e)
-        }
-    }
+    counted(TcpStream::connect_timeout(&addr, timeout))
 }
 
 /// A connection that the server accepted at the TCP level but closed without
@@ -147,17 +151,7 @@ pub fn client(addr: SocketAddr) -> Client {
 }
 
 pub fn try_client(addr: SocketAddr) -> Result<Client, ClientError> {
-    bump(&F.attempted, 1);
-    match Client::connect(addr, REPLY_WAIT) {
-        Ok(c) => {
-            bump(&F.accepted, 1);
-            Ok(c)
-        }
-        Err(e) => {
-            bump(&F.refused, 1);
-            Err(e)
-        }
-    }
+    counted(Client::connect(addr, REPLY_WAIT))
 }
 
 /// Counts a client-library error that says the server's JSON was invalid.

@@ -58,6 +58,11 @@ pub fn main() -> ExitCode {
         Ok(None) => return usage_error("missing command"),
         Err(e) => return usage_error(e),
     };
+    // `fsbench <command> -h` prints the usage too.
+    if cmd != "pool-worker" && args.contains(["-h", "--help"]) {
+        print!("{USAGE}\n{}", crate::load::cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
     match cmd.as_str() {
         "serve" => serve_main(args),
         "client" => client_main(args),
@@ -73,8 +78,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn secs(v: f64) -> Duration {
-    Duration::from_secs_f64(v.max(0.001))
+/// Seconds from a flag: positive, finite, at most 10^9 (so deadlines never overflow).
+pub(crate) fn secs(v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v <= 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{v} is not a number of seconds between 0 and 10^9"))
+    }
 }
 
 /// `--host` and `--port`, with the defaults every command shares.
@@ -134,13 +144,13 @@ fn parse_serve(args: &mut Arguments) -> Result<ServerConfig, String> {
         cfg.limits.max_upload = n;
     }
     if let Some(s) = args.opt_value_from_str("--idle-timeout").map_err(e)? {
-        cfg.limits.idle_timeout = secs(s);
+        cfg.limits.idle_timeout = secs(s)?;
     }
     if let Some(s) = args.opt_value_from_str("--request-timeout").map_err(e)? {
-        cfg.limits.request_timeout = secs(s);
+        cfg.limits.request_timeout = secs(s)?;
     }
     if let Some(s) = args.opt_value_from_str("--drain-timeout").map_err(e)? {
-        cfg.drain_timeout = secs(s);
+        cfg.drain_timeout = secs(s)?;
     }
     if args.contains("--no-fsync") {
         cfg.fsync = false;
@@ -188,7 +198,7 @@ pub fn parse_conn(args: &mut Arguments) -> Result<ConnFlags, String> {
     };
     Ok(ConnFlags {
         addr,
-        timeout: secs(timeout),
+        timeout: secs(timeout)?,
     })
 }
 

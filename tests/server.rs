@@ -1412,9 +1412,30 @@ mod cli {
             &["frobnicate"],
             &["serve", "--pool", "0"],
             &["serve", "--mode", "fork"],
+            &["serve", "--idle-timeout", "NaN"],
+            &["serve", "--drain-timeout", "-1"],
+            &["client", "list", "--timeout", "1e30"],
         ] {
             let o = Command::new(common::BIN).args(args).output().unwrap();
             assert_eq!(code(&o), 2, "{args:?}");
+            assert!(
+                !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+                "{args:?}"
+            );
+        }
+        // -h after any command prints the usage and succeeds.
+        for args in [
+            &["help"][..],
+            &["serve", "-h"],
+            &["client", "get", "--help"],
+            &["pool", "-h"],
+        ] {
+            let o = Command::new(common::BIN).args(args).output().unwrap();
+            assert_eq!(code(&o), 0, "{args:?}");
+            assert!(
+                String::from_utf8_lossy(&o.stdout).starts_with("usage: fsbench"),
+                "{args:?}"
+            );
         }
     }
 }

@@ -10,10 +10,10 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use pico_args::Arguments;
 
+use crate::cli::secs;
 use crate::load::pool::{self, ClientJob, PoolOpts};
 use crate::load::sweep::{self, SweepOpts};
 use crate::load::{content, parse_list, report, Op, Volume};
@@ -71,14 +71,6 @@ fn finish(args: Arguments) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("unexpected arguments: {rest:?}"))
-    }
-}
-
-fn secs(v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(format!("{v} is not a positive number of seconds"))
     }
 }
 

@@ -1109,6 +1109,32 @@ mod idle_connections {
 
 mod shutdown {
     use super::*;
+
+    #[test]
+    fn a_request_sent_just_before_sigterm_is_still_answered() {
+        for mode in ["thread", "process"] {
+            let mut srv = Server::start(&["--mode", mode, "--pool", "1"]);
+            let fds = common::fd_count(srv.pid());
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            poll_until(
+                Duration::from_secs(10),
+                "the connection to be accepted",
+                || common::fd_count(srv.pid()) > fds,
+            );
+            // The request and the signal race: in either order it must be answered.
+            s.write_all(b"LIST\n").unwrap();
+            srv.signal(libc::SIGTERM);
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                "{\"status\": \"OK\", \"data\": []}\r\n\r\n",
+                "{mode}"
+            );
+            assert!(srv.wait(Duration::from_secs(30)).success(), "{mode}");
+        }
+    }
     use fsbench::client::Client;
     use std::sync::mpsc;
 

@@ -192,6 +192,12 @@ impl<P: WorkerPool> Acceptor<P> {
         if let Some(mut l) = self.listener.take() {
             self.poll.registry().deregister(&mut l)?;
         }
+        // A request that already arrived is still served: read what each waiting
+        // connection has (handing over the complete ones), then close the rest.
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.on_readable(key);
+        }
         for mut c in self.conns.drain() {
             let _ = self.poll.registry().deregister(&mut c.stream);
         }

@@ -61,7 +61,13 @@ mkdir -p results
 
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 out=results/profile_${ts}_${tool}_${mode}
-server=("$bin" serve --host 127.0.0.1 --port 0 --mode "$mode" --pool "$spool" --root work/store $nofsync)
+# The server gets a store of its own (links to the test files), removed at the
+# end: an upload profile leaves no uploads in work/store.
+store=work/profile-store-$ts-$$
+mkdir -p "$store" || exit 1
+trap 'rm -rf "$store"' EXIT
+for f in work/store/file_*.bin; do ln "$f" "$store/" 2>/dev/null || cp "$f" "$store/" || exit 1; done
+server=("$bin" serve --host 127.0.0.1 --port 0 --mode "$mode" --pool "$spool" --root "$store" $nofsync)
 case $tool in
     stat)   prof=(perf stat -o "$out.perf-stat.txt" --) ;;
     record) prof=(perf record -g -o "$out.perf.data" --) ;;

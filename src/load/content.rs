@@ -103,6 +103,15 @@ pub fn test_file_name(v: Volume) -> String {
     format!("file_{}.bin", v.label())
 }
 
+/// Whether `name` is the name of some volume's test file (`file_10MB.bin`, ...),
+/// so that cleaning a store never removes one a later sweep would reuse.
+pub fn is_test_file_name(name: &str) -> bool {
+    name.strip_prefix("file_")
+        .and_then(|n| n.strip_suffix(".bin"))
+        .and_then(|label| label.parse::<Volume>().ok())
+        .is_some_and(|v| test_file_name(v) == name)
+}
+
 /// The name, size and SHA-256 of a volume's test file (computed, no disk).
 pub fn test_file(v: Volume) -> TestFile {
     TestFile {

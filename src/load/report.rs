@@ -79,14 +79,15 @@ impl Summary {
                 .or_insert((0, c.message.clone().unwrap_or_default()));
             e.0 += 1;
         }
+        // Folded from +0.0: `sum()` of no f64 is -0.0, printed "-0.000000".
         Summary {
             success: ok.len(),
             fail: r.results.len() - ok.len(),
-            avg_time_s: times.iter().sum::<f64>() / n,
+            avg_time_s: times.iter().fold(0.0, |a, t| a + t) / n,
             throughput_bps: ok
                 .iter()
                 .map(|c| c.bytes as f64 / c.secs.max(1e-9))
-                .sum::<f64>()
+                .fold(0.0, |a, b| a + b)
                 / n,
             p50_s: percentile(&times, 50.0),
             p90_s: percentile(&times, 90.0),
@@ -325,6 +326,35 @@ mod tests {
         assert_eq!(percentile(&v[..3], 50.0), 2.0);
         assert_eq!(percentile(&v[..1], 99.0), 1.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn a_run_without_success_prints_zero_times_not_negative_zero() {
+        let refused = ClientResult {
+            index: 0,
+            cause: Some("connect refused".into()),
+            message: Some("refused".into()),
+            ..Default::default()
+        };
+        let s = Summary::of(&report(vec![refused], 0.001));
+        let row = Row {
+            timestamp: "t".into(),
+            mode: "thread".into(),
+            server_pool: 1,
+            operation: "download".into(),
+            volume: "1KB".into(),
+            client_pool: 1,
+            summary: s.clone(),
+            server_success: 0,
+            server_fail: 0,
+        };
+        let f = row.fields();
+        assert_eq!((f[6].as_str(), f[7].as_str()), ("0.000000", "0"), "{f:?}");
+        assert_eq!(
+            to_json(&report(vec![], 0.001))["avg_time_s"].to_string(),
+            "0.0"
+        );
+        assert!(s.avg_time_s.is_sign_positive() && s.throughput_bps.is_sign_positive());
     }
 
     #[test]

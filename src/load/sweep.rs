@@ -420,8 +420,8 @@ struct Done {
     pool_peak_kib: u64,
 }
 
-/// Removes everything in the store but the test files: the scenario's uploads
-/// and any temporary file left in `.tmp`.
+/// Removes everything in the store but the test files (of every volume, not
+/// only this sweep's): the scenario's uploads and any temporary file left in `.tmp`.
 pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
     let mut removed = 0;
     for e in std::fs::read_dir(store)? {
@@ -441,7 +441,8 @@ pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
             }
             continue;
         }
-        if !keep.iter().any(|k| *k == name) && !name.starts_with(".gen-") {
+        let test_file = keep.iter().any(|k| *k == name) || content::is_test_file_name(&name);
+        if !test_file && !name.starts_with(".gen-") {
             std::fs::remove_file(e.path())?;
             removed += 1;
         }
@@ -840,6 +841,33 @@ mod tests {
         r.repeat = 2;
         r.modes = vec![Mode::Thread];
         assert_eq!(r.scenarios().len(), 162);
+    }
+
+    #[test]
+    fn cleaning_keeps_the_test_files_of_other_volumes() {
+        // A narrowed sweep (VOLUMES=10) must not delete file_100MB.bin and
+        // the like: test files are generated once and reused.
+        let dir = std::env::temp_dir().join(format!("fsbench-clean2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let upload = format!("{}.bin", "ab".repeat(32));
+        for n in [
+            "file_10KB.bin",
+            "file_100MB.bin",
+            "file_1536B.bin",
+            upload.as_str(),
+        ] {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        let n = clean_store(&dir, &["file_10KB.bin".to_string()]).unwrap();
+        assert_eq!(n, 1);
+        let mut left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["file_100MB.bin", "file_10KB.bin", "file_1536B.bin"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -913,6 +913,31 @@ mod limits {
     use super::*;
 
     #[test]
+    fn a_client_refused_for_a_long_line_does_not_hold_the_only_worker() {
+        let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
+        let base = common::fd_count(srv.pid());
+        // A: a line over the limit, then silence with its socket left open.
+        let mut a = TcpStream::connect(srv.addr).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        a.write_all(&[b'x'; 2000]).unwrap();
+        a.write_all(b"\n").unwrap();
+        let mut got = Vec::new();
+        a.read_to_end(&mut got).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&got[..got.len() - 4]).unwrap();
+        assert_eq!(v["status"], "ERROR");
+        // B is answered while A's connection is still open on the server: the
+        // server waits for A to go away without a worker waiting with it.
+        let mut b = srv.client();
+        assert_eq!(b.list().unwrap(), Vec::<String>::new());
+        let held = common::fd_count(srv.pid());
+        assert!(
+            held >= base + 2,
+            "A's connection was closed before B was served ({base} -> {held})"
+        );
+        drop(a);
+    }
+
+    #[test]
     fn an_inline_upload_longer_than_the_line_limit_is_streamed() {
         let srv = Server::start(&["--pool", "1"]);
         let data = pattern(1_000_001, 5);

@@ -22,12 +22,15 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::protocol::{json, Limits};
-use crate::server::pool::{Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{Back, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::ServerStats;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// How long a connection closing after a fatal error may keep sending (discarded).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How long accepting pauses after running out of descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -54,6 +57,8 @@ struct Waiting {
     buf: Vec<u8>,
     idle_deadline: Instant,
     request_deadline: Option<Instant>,
+    /// Closing after a fatal error: input is discarded until EOF or `idle_deadline`.
+    linger: bool,
 }
 
 pub struct AcceptorConfig {
@@ -242,6 +247,7 @@ impl<P: WorkerPool> Acceptor<P> {
                         buf: Vec::new(),
                         idle_deadline: now + self.cfg.limits.idle_timeout,
                         request_deadline: None,
+                        linger: false,
                     });
                     // Data that came with the connection does not raise a new edge: read now.
                     self.on_readable(key);
@@ -268,6 +274,20 @@ impl<P: WorkerPool> Acceptor<P> {
             return;
         };
         let mut chunk = [0u8; 16 * 1024];
+        if c.linger {
+            // Discard until the client closes (or the deadline, in `expire`).
+            loop {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if would_block(&e) => return,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(_) => break,
+                }
+            }
+            self.close(key);
+            return;
+        }
         let mut closed = false;
         loop {
             let room = limit.saturating_sub(c.buf.len());
@@ -344,14 +364,18 @@ impl<P: WorkerPool> Acceptor<P> {
     fn on_returned(&mut self, r: Returned, draining: bool) {
         self.in_pool = self.in_pool.saturating_sub(1);
         self.stats.record(r.worker, &r.report);
-        let Some((stream, pending)) = r.back else {
-            self.accept_paused_until = None;
-            return;
+        let (stream, pending, linger) = match r.back {
+            None => {
+                self.accept_paused_until = None;
+                return;
+            }
+            Some(Back::Open(s, pending)) => (s, pending, false),
+            Some(Back::Linger(s)) => (s, Vec::new(), true),
         };
         if draining {
             return;
         }
-        if pending.contains(&b'\n') {
+        if !linger && pending.contains(&b'\n') {
             self.ready.push_back(Job {
                 stream,
                 pending,
@@ -375,12 +399,18 @@ impl<P: WorkerPool> Acceptor<P> {
         }
         let now = Instant::now();
         let request_deadline = (!pending.is_empty()).then(|| now + self.cfg.limits.request_timeout);
+        let idle = if linger {
+            LINGER
+        } else {
+            self.cfg.limits.idle_timeout
+        };
         entry.insert(Waiting {
             stream,
             peer: r.peer,
             buf: pending,
-            idle_deadline: now + self.cfg.limits.idle_timeout,
+            idle_deadline: now + idle,
             request_deadline,
+            linger,
         });
         // Bytes may have arrived between the worker's last read and the registration.
         self.on_readable(key);
@@ -392,7 +422,9 @@ impl<P: WorkerPool> Acceptor<P> {
             .conns
             .iter()
             .filter_map(|(k, c)| {
-                if c.request_deadline.is_some_and(|d| now >= d) {
+                if c.linger {
+                    (now >= c.idle_deadline).then_some((k, ""))
+                } else if c.request_deadline.is_some_and(|d| now >= d) {
                     Some((k, "request line not received in time"))
                 } else if now >= c.idle_deadline {
                     Some((k, "idle timeout"))
@@ -402,6 +434,11 @@ impl<P: WorkerPool> Acceptor<P> {
             })
             .collect();
         for (key, reason) in expired {
+            if reason.is_empty() {
+                // A lingering close that ran out of time: nothing more to say.
+                self.close(key);
+                continue;
+            }
             self.stats.connections_timed_out.fetch_add(1, Relaxed);
             if let Some(c) = self.conns.get_mut(key) {
                 // Best effort, never blocking: the socket is non-blocking.

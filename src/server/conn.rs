@@ -9,9 +9,8 @@
 //! size. It must never panic on client input, and never touch the store
 //! except through [`Store`].
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -45,6 +44,9 @@ pub struct Ctx<'a> {
 pub enum After {
     /// Open, with nothing complete waiting: back to the event loop, with the bytes of a partial line.
     GiveBack(TcpStream, Vec<u8>),
+    /// A fatal error was answered and the write side shut: the event loop lingers
+    /// on it (see [`Back::Linger`](crate::server::pool::Back::Linger)).
+    Linger(TcpStream),
     Close,
 }
 
@@ -206,10 +208,15 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
             Err(Error::Fatal(reason)) => {
                 c.report.ok = false;
                 crate::log::debug(format_args!("closing connection: {reason}"));
-                if c.send(&json::error_response(&reason)).is_ok() {
-                    linger_close(c);
+                if c.send(&json::error_response(&reason)).is_err()
+                    || c.stream.shutdown(Shutdown::Write).is_err()
+                {
+                    return After::Close;
                 }
-                return After::Close;
+                return match c.stream.try_clone() {
+                    Ok(s) => After::Linger(s),
+                    Err(_) => After::Close,
+                };
             }
             Err(Error::Io(e)) => {
                 c.report.ok = false;
@@ -221,22 +228,6 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
                 }
                 return After::Close;
             }
-        }
-    }
-}
-
-/// After a fatal error: stop sending, and read (discarding) for a short while so
-/// the client gets the ERROR instead of a reset for the bytes it still sends.
-fn linger_close(c: &mut Conn) {
-    let _ = c.stream.shutdown(Shutdown::Write);
-    let _ = c.stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let until = Instant::now() + Duration::from_secs(1);
-    let mut budget: u64 = 256 << 20;
-    let mut scratch = [0u8; 16 * 1024];
-    while Instant::now() < until && budget > 0 {
-        match c.stream.read(&mut scratch) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => budget = budget.saturating_sub(n as u64),
         }
     }
 }

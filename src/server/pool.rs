@@ -38,12 +38,22 @@ pub struct Job {
     pub peer: SocketAddr,
 }
 
+/// A connection that comes back to the event loop with a finished task.
+pub enum Back {
+    /// Still open with nothing complete waiting: wait for its next request
+    /// (with the bytes of a partial line).
+    Open(TcpStream, Vec<u8>),
+    /// Closing after a fatal error, its write side already shut: discard what
+    /// the client still sends until it closes or a short deadline passes, so
+    /// the client reads the ERROR instead of a reset, and no worker waits for it.
+    Linger(TcpStream),
+}
+
 /// A worker is done with a task.
 pub struct Returned {
     pub worker: usize,
     pub report: Report,
-    /// The connection, if it is still open with nothing complete waiting, and the bytes of a partial line.
-    pub back: Option<(TcpStream, Vec<u8>)>,
+    pub back: Option<Back>,
     pub peer: SocketAddr,
 }
 

@@ -30,7 +30,7 @@ use mio::{Interest, Registry, Token};
 use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
 use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{Back, Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::{Report, ServerStats};
 use crate::store::Store;
 use crate::sys::fdpass;
@@ -124,20 +124,23 @@ fn decode_to_worker(f: Frame) -> io::Result<ToWorker> {
     }
 }
 
-fn encode_done(r: &Report, back: Option<&[u8]>) -> Vec<u8> {
-    let mut b = Vec::with_capacity(27 + back.map_or(0, <[u8]>::len));
+/// What a report says of its connection (the descriptor travels with it unless closed).
+const BACK_CLOSED: u8 = 0;
+const BACK_OPEN: u8 = 1;
+const BACK_LINGER: u8 = 2;
+
+/// A report; `rest` is the partial line of a connection given back open.
+fn encode_done(r: &Report, back: u8, rest: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(27 + rest.len());
     b.push(DONE);
     b.push(r.ok as u8);
     for v in [r.bytes_in, r.bytes_out, r.requests] {
         b.extend_from_slice(&v.to_le_bytes());
     }
-    b.push(back.is_some() as u8);
-    b.extend_from_slice(back.unwrap_or_default());
+    b.push(back);
+    b.extend_from_slice(rest);
     b
 }
-
-/// A connection coming back from a worker, with the bytes of a partial line.
-type Back = (TcpStream, Vec<u8>);
 
 /// A worker's report, and the connection if it came back.
 fn decode_done(f: Frame) -> io::Result<(Report, Option<Back>)> {
@@ -153,8 +156,9 @@ fn decode_done(f: Frame) -> io::Result<(Report, Option<Back>)> {
         requests: c.u64()?,
     };
     let back = match (c.u8()?, f.fd) {
-        (1, Some(fd)) => Some((TcpStream::from(fd), c.0.to_vec())),
-        (0, None) if c.0.is_empty() => None,
+        (BACK_OPEN, Some(fd)) => Some(Back::Open(TcpStream::from(fd), c.0.to_vec())),
+        (BACK_LINGER, Some(fd)) if c.0.is_empty() => Some(Back::Linger(TcpStream::from(fd))),
+        (BACK_CLOSED, None) if c.0.is_empty() => None,
         _ => return Err(bad("report and descriptor do not match")),
     };
     Ok((report, back))
@@ -615,10 +619,17 @@ fn worker_main(id: usize, chan: OwnedFd, store: &Store, limits: &Limits, max_fra
         let sent = match after {
             After::GiveBack(s, rest) => channel::send_blocking(
                 chan.as_fd(),
-                &encode_done(&report, Some(&rest)),
+                &encode_done(&report, BACK_OPEN, &rest),
                 Some(s.into()),
             ),
-            After::Close => channel::send_blocking(chan.as_fd(), &encode_done(&report, None), None),
+            After::Linger(s) => channel::send_blocking(
+                chan.as_fd(),
+                &encode_done(&report, BACK_LINGER, &[]),
+                Some(s.into()),
+            ),
+            After::Close => {
+                channel::send_blocking(chan.as_fd(), &encode_done(&report, BACK_CLOSED, &[]), None)
+            }
         };
         if let Err(e) = sent {
             crate::log::info(format_args!("worker {id}: cannot report ({e}): exiting"));
@@ -651,14 +662,14 @@ mod tests {
             requests: 3,
         };
         let (rep, back) = decode_done(Frame {
-            body: encode_done(&r, None),
+            body: encode_done(&r, BACK_CLOSED, &[]),
             fd: None,
         })
         .unwrap();
         assert_eq!((rep, back.is_none()), (r, true));
         // A report that says "connection back" without a descriptor.
         assert!(decode_done(Frame {
-            body: encode_done(&r, Some(b"LI")),
+            body: encode_done(&r, BACK_OPEN, b"LI"),
             fd: None,
         })
         .is_err());

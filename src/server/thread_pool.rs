@@ -17,7 +17,7 @@ use mio::{Registry, Token, Waker};
 
 use crate::protocol::Limits;
 use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Job, PoolConfig, Returned, WorkerPool};
+use crate::server::pool::{Back, Job, PoolConfig, Returned, WorkerPool};
 use crate::server::stats::{Report, ServerStats};
 use crate::store::Store;
 
@@ -118,7 +118,8 @@ impl Worker {
                 (After::Close, Report::default())
             });
             let back = match after {
-                After::GiveBack(s, rest) => Some((s, rest)),
+                After::GiveBack(s, rest) => Some(Back::Open(s, rest)),
+                After::Linger(s) => Some(Back::Linger(s)),
                 After::Close => None,
             };
             crate::log::debug(format_args!(

@@ -31,7 +31,7 @@ help:
 	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
 	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
 	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
-	@echo "make bench                      a few representative scenarios, 10 MB, and their numbers"
+	@echo "make bench                      10 and 100 MB, 1 and 50 clients, server pool 5, each twice (about 2 min)"
 
 build:
 	$(CARGO) build --release
@@ -52,7 +52,7 @@ stress-quick: build
 	$(BIN) sweep --quick $(SWEEP_MATRIX) $(SWEEP_FLAGS)
 
 bench: build
-	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes 10 --clients "1 5" --servers 5 $(SWEEP_FLAGS)
+	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes "10 100" --clients "1 50" --servers 5 --repeat 2 $(SWEEP_FLAGS)
 
 # The robustness suite alone (root for its mounts; prlimit from util-linux).
 robustness: build

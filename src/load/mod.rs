@@ -144,6 +144,12 @@ where
 
 /// Peak resident set size (VmHWM) of a process, in KiB; 0 when unknown.
 pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+/// A KiB field (`VmRSS:`, `VmHWM:`, ...) of `/proc/<pid>/status` (this process
+/// for `None`); 0 when unknown.
+pub fn proc_status_kib(pid: Option<u32>, field: &str) -> u64 {
     let path = match pid {
         Some(p) => format!("/proc/{p}/status"),
         None => "/proc/self/status".to_string(),
@@ -151,10 +157,22 @@ pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Pids of the direct children of a process (from every thread's `children`).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+        }
+    }
+    out
 }
 
 /// Processes this module started and has not reaped yet (servers, pool

@@ -582,16 +582,11 @@ impl ServerProc {
 
     /// Peak RSS (VmHWM) of the server plus its child processes, in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let mut total = crate::load::peak_rss_kib(Some(self.pid));
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) {
-            for t in tasks.flatten() {
-                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                for k in kids.split_whitespace().filter_map(|x| x.parse().ok()) {
-                    total += crate::load::peak_rss_kib(Some(k));
-                }
-            }
-        }
-        total
+        let kids = crate::load::child_pids(self.pid);
+        std::iter::once(self.pid)
+            .chain(kids)
+            .map(|p| crate::load::peak_rss_kib(Some(p)))
+            .sum()
     }
 
     /// SIGTERM, then waits for the exit; after `limit`, SIGKILL.

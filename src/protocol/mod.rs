@@ -67,6 +67,20 @@ pub fn detect_extension(head: &[u8]) -> &'static str {
     }
 }
 
+/// Length of the empty lines (`\n` or `\r\n`) at the front of `buf`: they are ignored.
+pub fn empty_lines_len(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        if buf[i..].starts_with(b"\n") {
+            i += 1;
+        } else if buf[i..].starts_with(b"\r\n") {
+            i += 2;
+        } else {
+            return i;
+        }
+    }
+}
+
 /// Reads until `buf` is full or the source ends (the chunking of both ends of a
 /// transfer relies on full chunks: every chunk but the last is a multiple of 3).
 pub fn read_full(src: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -21,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::protocol::{json, Limits};
+use crate::protocol::{empty_lines_len, json, Limits};
 use crate::server::pool::{Back, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::ServerStats;
 
@@ -304,7 +304,7 @@ impl<P: WorkerPool> Acceptor<P> {
                     c.buf.extend_from_slice(&chunk[..n]);
                     let now = Instant::now();
                     c.idle_deadline = now + self.cfg.limits.idle_timeout;
-                    strip_empty_lines(&mut c.buf);
+                    c.buf.drain(..empty_lines_len(&c.buf));
                     if c.buf.is_empty() {
                         c.request_deadline = None;
                     } else if c.request_deadline.is_none() {
@@ -447,22 +447,5 @@ impl<P: WorkerPool> Acceptor<P> {
             }
             self.close(key);
         }
-    }
-}
-
-/// Drops the empty lines at the front of a request buffer (they are ignored).
-fn strip_empty_lines(buf: &mut Vec<u8>) {
-    let mut i = 0;
-    loop {
-        if buf[i..].starts_with(b"\n") {
-            i += 1;
-        } else if buf[i..].starts_with(b"\r\n") {
-            i += 2;
-        } else {
-            break;
-        }
-    }
-    if i > 0 {
-        buf.drain(..i);
     }
 }

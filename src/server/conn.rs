@@ -19,8 +19,8 @@ use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::json::{self, Obj};
 use crate::protocol::request::inline_upload_head;
 use crate::protocol::{
-    check_name, detect_extension, hex, parse_request, read_full, Limits, ReadBuf, Request,
-    END_UPLOAD, READY,
+    check_name, detect_extension, empty_lines_len, hex, parse_request, read_full, Limits, ReadBuf,
+    Request, END_UPLOAD, READY,
 };
 use crate::server::stats::Report;
 use crate::store::{Store, TempFile};
@@ -105,17 +105,7 @@ impl Conn {
 
     /// Drops the empty lines at the front (PROTOCOL.md: they are ignored).
     fn skip_empty_lines(&mut self) {
-        loop {
-            let p = self.pending();
-            let n = if p.starts_with(b"\n") {
-                1
-            } else if p.starts_with(b"\r\n") {
-                2
-            } else {
-                return;
-            };
-            self.consume(n);
-        }
+        self.consume(empty_lines_len(self.pending()));
     }
 
     /// Position of the next `\n` in the pending bytes.

@@ -205,6 +205,11 @@ pub struct ProcessPool {
     stopping: bool,
 }
 
+/// The earlier of a timer that may be unset and `at`.
+fn earliest(next: Option<Instant>, at: Instant) -> Option<Instant> {
+    Some(next.map_or(at, |n| n.min(at)))
+}
+
 fn token(id: usize) -> Token {
     Token(POOL_TOKEN_BASE + id)
 }
@@ -497,7 +502,7 @@ impl WorkerPool for ProcessPool {
                 continue;
             };
             if at > now {
-                next = Some(next.map_or(at, |n| n.min(at)));
+                next = earliest(next, at);
                 continue;
             }
             match self.spawn(id) {
@@ -513,14 +518,13 @@ impl WorkerPool for ProcessPool {
                         "cannot start worker {id}: {e}; retrying in {delay:?}"
                     ));
                     slot.respawn_at = Some(now + delay);
-                    next = Some(next.map_or(now + delay, |n| n.min(now + delay)));
+                    next = earliest(next, now + delay);
                 }
             }
         }
         self.dispatch();
         if !self.zombies.is_empty() {
-            let at = now + REAP_RETRY;
-            next = Some(next.map_or(at, |n| n.min(at)));
+            next = earliest(next, now + REAP_RETRY);
         }
         next
     }

@@ -189,21 +189,12 @@ pub fn read_listening(child: &mut Child, log: &Path) -> SocketAddr {
 
 /// VmRSS of a process, in KiB (0 if gone).
 pub fn rss_kib(pid: u32) -> u64 {
-    proc_status_field(pid, "VmRSS:")
+    fsbench::load::proc_status_kib(Some(pid), "VmRSS:")
 }
 
 /// VmHWM (peak RSS) of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    proc_status_field(pid, "VmHWM:")
-}
-
-fn proc_status_field(pid: u32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    fsbench::load::peak_rss_kib(Some(pid))
 }
 
 /// Number of open descriptors of a process.
@@ -215,14 +206,7 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Pids of the direct children of a process.
 pub fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
-        }
-    }
-    out
+    fsbench::load::child_pids(pid)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for test files.

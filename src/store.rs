@@ -8,6 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,18 +28,111 @@ pub struct Store {
 }
 
 /// An upload in progress. Dropped without [`Store::commit`], it is removed.
+///
+/// With fsync on, the file is opened for direct I/O: decoded bytes gather in
+/// a block-aligned buffer and go to the device in whole blocks, skipping the
+/// copy into the page cache (the bytes must reach the disk anyway). The tail
+/// that is not a whole block, and everything after a direct write the file
+/// system refuses or cuts short, is written through the page cache.
 pub struct TempFile {
-    file: io::BufWriter<File>,
+    file: File,
     path: PathBuf,
     done: bool,
+    buf: BlockBuf,
+    direct: bool,
+}
+
+/// Where direct writes gather: `DIRECT_CHUNK` bytes at an aligned address
+/// inside an ordinary `Vec` (no allocator tricks).
+struct BlockBuf {
+    mem: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+/// Alignment that every block device and file system here accepts.
+const ALIGN: usize = 4096;
+/// Bytes per write: direct writes are synchronous, so large ones.
+const DIRECT_CHUNK: usize = 1 << 20;
+/// Buffered writes gather this much first.
+const BUFFERED_CHUNK: usize = 64 * 1024;
+
+impl BlockBuf {
+    fn new(cap: usize) -> BlockBuf {
+        let mem = vec![0u8; cap + ALIGN];
+        let at = mem.as_ptr().align_offset(ALIGN);
+        BlockBuf { mem, at, len: 0 }
+    }
+
+    fn cap(&self) -> usize {
+        self.mem.len() - ALIGN
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.mem[self.at..self.at + self.len]
+    }
+}
+
+impl TempFile {
+    /// Writes out the gathered bytes: whole blocks directly while that
+    /// works, the rest (and everything after a refusal) buffered. Without
+    /// `last`, a partial block stays gathered for the next round.
+    fn write_gathered(&mut self, last: bool) -> io::Result<()> {
+        let mut done = 0;
+        if self.direct {
+            let whole = self.buf.len / ALIGN * ALIGN;
+            while done < whole {
+                match (&self.file).write(&self.buf.filled()[done..whole]) {
+                    Ok(n) if n > 0 && n % ALIGN == 0 => done += n,
+                    // Refused (EINVAL: no direct I/O on this file system) or
+                    // cut short (a size limit, a full disk): the buffered
+                    // path writes what it can and reports the cause.
+                    Ok(n) => {
+                        done += n;
+                        self.stop_direct()?;
+                    }
+                    Err(_) => self.stop_direct()?,
+                }
+                if !self.direct {
+                    break;
+                }
+            }
+        }
+        if !self.direct || last {
+            if self.direct {
+                // The tail is not a whole block.
+                self.stop_direct()?;
+            }
+            (&self.file).write_all(&self.buf.filled()[done..])?;
+            done = self.buf.len;
+        }
+        let (at, len) = (self.buf.at, self.buf.len);
+        self.buf.mem.copy_within(at + done..at + len, at);
+        self.buf.len -= done;
+        Ok(())
+    }
+
+    fn stop_direct(&mut self) -> io::Result<()> {
+        self.direct = false;
+        crate::sys::file::set_direct(self.file.as_fd(), false)
+    }
 }
 
 impl Write for TempFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.buf.cap() - self.buf.len;
+        let n = room.min(data.len());
+        let at = self.buf.at + self.buf.len;
+        self.buf.mem[at..at + n].copy_from_slice(&data[..n]);
+        self.buf.len += n;
+        if self.buf.len == self.buf.cap() {
+            self.write_gathered(false)?;
+        }
+        Ok(n)
     }
+
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.write_gathered(true)
     }
 }
 
@@ -168,22 +262,24 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| Error::request(format!("cannot create temp file: {e}")))?;
+        // Direct I/O where the file system takes it (see TempFile).
+        let direct = self.fsync && crate::sys::file::set_direct(file.as_fd(), true).is_ok();
         Ok(TempFile {
-            file: io::BufWriter::with_capacity(64 * 1024, file),
+            file,
             path,
             done: false,
+            buf: BlockBuf::new(if direct { DIRECT_CHUNK } else { BUFFERED_CHUNK }),
+            direct,
         })
     }
 
     /// Makes a finished upload visible under `name` (replacing any file of that name).
     pub fn commit(&self, mut tmp: TempFile, name: &str) -> Result<()> {
         check_name(name).map_err(Error::Request)?;
-        tmp.file
-            .flush()
+        tmp.flush()
             .map_err(|e| Error::request(format!("write failed: {e}")))?;
         if self.fsync {
             tmp.file
-                .get_ref()
                 .sync_all()
                 .map_err(|e| Error::request(format!("fsync failed: {e}")))?;
         }

@@ -1,9 +1,13 @@
-//! Property tests of the protocol codec (issue 5): the request parser and the
-//! upload decoder never panic, whatever the bytes, and read back exactly what
-//! the client encodes (`quote_arg` -> `parse_request`, `encode_chunk` -> `LineDecoder`).
+//! Property tests of the protocol codec: the request parser and the upload
+//! decoder never panic, whatever the bytes, and read back exactly what the
+//! client encodes (`quote_arg` -> `parse_request`, `encode_chunk` ->
+//! `LineDecoder`); the SIMD decoder accepts and refuses exactly what the
+//! rules of PROTOCOL.md say, with the same reason, however the line is cut;
+//! the read buffer's line search finds the lines a naive scan finds.
 
-use fsbench::protocol::base64::{encode, encode_chunk, LineDecoder};
+use fsbench::protocol::base64::{encode, encode_chunk, B64Error, LineDecoder};
 use fsbench::protocol::request::{inline_upload_head, quote_arg};
+use fsbench::protocol::ReadBuf;
 use fsbench::protocol::{parse_request, Request};
 use proptest::prelude::*;
 
@@ -30,8 +34,128 @@ fn tricky_name() -> impl Strategy<Value = String> {
     .prop_map(|v| v.into_iter().collect())
 }
 
+/// The rules of one base64 line, read quad by quad in the simplest way: the
+/// reference the streaming decoder (SIMD bulk, byte-by-byte edges) must match,
+/// reason included. The first fault in reading order wins: a byte after a
+/// padded quad, then a byte outside the alphabet, then a short last quad,
+/// then misplaced padding or non-canonical trailing bits.
+fn reference_decode(line: &[u8]) -> Result<Vec<u8>, B64Error> {
+    use base64::Engine as _;
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let mut out = Vec::new();
+    let mut padded = false;
+    for quad in line.chunks(4) {
+        if padded {
+            return Err(B64Error::PaddingMidLine);
+        }
+        if let Some(&b) = quad.iter().find(|&&b| !alphabet(b) && b != b'=') {
+            return Err(B64Error::BadChar(b));
+        }
+        if quad.len() < 4 {
+            return Err(B64Error::BadLength);
+        }
+        if quad[2] == b'=' && quad[3] != b'=' {
+            return Err(B64Error::PaddingMidLine);
+        }
+        if quad[0] == b'=' || quad[1] == b'=' {
+            return Err(B64Error::BadPadding);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(quad)
+            .map_err(|_| B64Error::BadPadding)?;
+        padded = quad[3] == b'=';
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// The streaming decoder's verdict on a line fed in pieces of `piece` bytes.
+fn stream_decode(line: &[u8], piece: usize) -> Result<Vec<u8>, B64Error> {
+    let mut d = LineDecoder::new();
+    let mut out = Vec::new();
+    for p in line.chunks(piece.max(1)) {
+        d.feed(p, &mut out)?;
+    }
+    d.finish_line()?;
+    Ok(out)
+}
+
+/// Valid base64 of `data` with one byte replaced (at `at`, modulo the length).
+fn with_fault(data: &[u8], at: usize, bad: u8) -> Vec<u8> {
+    let mut text = encode(data).into_bytes();
+    if !text.is_empty() {
+        let i = at % text.len();
+        text[i] = bad;
+    }
+    text
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_decoder_agrees_with_the_reference_on_any_bytes(
+        line in proptest::collection::vec(prop_oneof![
+            8 => proptest::sample::select(b"ABCxyz019+/".to_vec()),
+            1 => Just(b'='),
+            1 => any::<u8>(),
+        ], 0..700),
+        piece in 1usize..300,
+    ) {
+        prop_assert_eq!(stream_decode(&line, piece), reference_decode(&line));
+    }
+
+    #[test]
+    fn the_decoder_agrees_with_the_reference_on_one_fault(
+        data in proptest::collection::vec(any::<u8>(), 0..1500),
+        at in any::<usize>(),
+        bad in prop_oneof![Just(b'='), Just(b'!'), Just(b'\n'), Just(b' '), Just(b'"'), Just(b'\r'), Just(0x80u8), Just(b'-'), Just(b'_'), Just(b'A')],
+        cut in any::<usize>(),
+        piece in 1usize..600,
+    ) {
+        // One replaced byte (each bad-input case of PROTOCOL.md: outside the
+        // alphabet, padding mid-line, URL-safe letters), then maybe cut short.
+        let mut line = with_fault(&data, at, bad);
+        if cut % 3 == 0 && !line.is_empty() {
+            line.truncate(cut % line.len());
+        }
+        let got = stream_decode(&line, piece);
+        prop_assert_eq!(&got, &reference_decode(&line));
+        if bad == b'A' && line.len() % 4 == 0 && got.is_ok() {
+            prop_assert_eq!(encode(&got.unwrap()).into_bytes(), line);
+        }
+    }
+
+    #[test]
+    fn the_line_search_finds_the_lines_of_a_naive_scan(
+        data in proptest::collection::vec(prop_oneof![4 => any::<u8>(), 1 => Just(b'\n')], 0..3000),
+        reads in proptest::collection::vec(1usize..200, 1..40),
+    ) {
+        let naive: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        let (complete, rest) = naive.split_at(naive.len() - 1);
+        // The same bytes through a ReadBuf, arriving in reads of every size.
+        let mut src = Chunked { data: &data, sizes: &reads, i: 0 };
+        let mut buf = ReadBuf::new(4096);
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        loop {
+            if let Some(n) = buf.find_byte(b'\n') {
+                lines.push(buf.pending()[..n].to_vec());
+                buf.consume(n + 1);
+                continue;
+            }
+            if !buf.make_room() {
+                buf.grow();
+            }
+            if buf.fill_from(&mut src).unwrap() == 0 {
+                break;
+            }
+        }
+        prop_assert_eq!(lines.len(), complete.len());
+        for (got, want) in lines.iter().zip(complete) {
+            prop_assert_eq!(&got[..], *want);
+        }
+        prop_assert_eq!(buf.pending(), rest[0]);
+    }
 
     #[test]
     fn parser_never_panics(line in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -124,5 +248,23 @@ proptest! {
         }
         prop_assert_eq!(d.finish_line().unwrap(), data.len() as u64);
         prop_assert_eq!(out, data);
+    }
+}
+
+/// A reader that hands out its data in reads of the given sizes, in turn.
+struct Chunked<'a> {
+    data: &'a [u8],
+    sizes: &'a [usize],
+    i: usize,
+}
+
+impl std::io::Read for Chunked<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let want = self.sizes[self.i % self.sizes.len()];
+        self.i += 1;
+        let n = want.min(out.len()).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
     }
 }

@@ -2,8 +2,8 @@
 //! while it streams, and the sweep's test files (`file_10MB.bin`, ...) made
 //! from it.
 //!
-//! Byte `i` of a content depends only on the seed and `i` (a counter hashed
-//! with splitmix64), so the same seed always gives the same bytes and their
+//! Byte `i` of a content depends only on the seed and `i` (word `i / 8` of a
+//! counter-based generator, wyrand, keyed by the seed through splitmix64), so the same seed always gives the same bytes and their
 //! SHA-256 can be computed without any file. Nothing here holds a whole
 //! content in memory; test files are written to a temporary name and renamed
 //! into place once complete, with a `sha256sum`-style sidecar.
@@ -27,17 +27,92 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Word `w` of the stream `key`: wyrand's output function at counter `w`
+/// (one 64x64->128 multiply: the generator runs at several GB/s, so that
+/// checking a download against it costs less than receiving it).
+fn word_at(key: u64, w: u64) -> u64 {
+    let s = key.wrapping_add(w.wrapping_add(1).wrapping_mul(0xA076_1D64_78BD_642F));
+    let r = u128::from(s ^ 0xE703_7ED1_A0B4_28DB) * u128::from(s);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
 /// Fills `out` with the bytes at `pos..pos + out.len()` of the content of `seed`.
 pub fn fill(seed: u64, pos: u64, out: &mut [u8]) {
     let key = splitmix64(seed);
-    let mut i = 0;
-    while i < out.len() {
-        let p = pos + i as u64;
-        let word = splitmix64(key ^ (p / 8)).to_le_bytes();
-        let off = (p % 8) as usize;
-        let take = (8 - off).min(out.len() - i);
-        out[i..i + take].copy_from_slice(&word[off..off + take]);
-        i += take;
+    let word = |w: u64| word_at(key, w).to_le_bytes();
+    // A start inside a word: its tail first, so the rest is whole words.
+    let off = (pos % 8) as usize;
+    let head = if off == 0 {
+        0
+    } else {
+        (8 - off).min(out.len())
+    };
+    out[..head].copy_from_slice(&word(pos / 8)[off..off + head]);
+    let mut w = (pos + head as u64) / 8;
+    let mut words = out[head..].chunks_exact_mut(8);
+    for c in &mut words {
+        c.copy_from_slice(&word(w));
+        w += 1;
+    }
+    let tail = words.into_remainder();
+    let n = tail.len();
+    tail.copy_from_slice(&word(w)[..n]);
+}
+
+/// A download's sink that checks every byte against the content it should
+/// be, as it streams: no hash, and the offset of the first wrong byte.
+pub struct Checker {
+    seed: u64,
+    len: u64,
+    pos: u64,
+    expected: Vec<u8>,
+    /// Offset of the first byte that differs from the content.
+    pub first_mismatch: Option<u64>,
+}
+
+impl Checker {
+    pub fn new(seed: u64, len: u64) -> Checker {
+        Checker {
+            seed,
+            len,
+            pos: 0,
+            expected: Vec::new(),
+            first_mismatch: None,
+        }
+    }
+
+    /// Ok when exactly the content arrived; the reason otherwise.
+    pub fn verdict(&self) -> Result<(), String> {
+        match self.first_mismatch {
+            Some(at) => Err(format!("content differs from byte {at} on")),
+            None if self.pos != self.len => {
+                Err(format!("got {} bytes, expected {}", self.pos, self.len))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl io::Write for Checker {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Past the first wrong byte (or the end) only the count matters.
+        if self.first_mismatch.is_none() && self.pos < self.len {
+            let n = ((self.len - self.pos) as usize).min(buf.len());
+            self.expected.resize(n, 0);
+            fill(self.seed, self.pos, &mut self.expected);
+            if self.expected[..] != buf[..n] {
+                let i = self.expected.iter().zip(buf).position(|(a, b)| a != b);
+                self.first_mismatch = Some(self.pos + i.unwrap_or(n) as u64);
+            } else if n < buf.len() {
+                self.first_mismatch = Some(self.len);
+            }
+        }
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -188,6 +263,34 @@ mod tests {
         let mut streamed = Vec::new();
         Content::new(7, 1000).read_to_end(&mut streamed).unwrap();
         assert_eq!(streamed, whole);
+    }
+
+    #[test]
+    fn the_checker_finds_the_first_wrong_byte_in_any_pieces() {
+        let mut data = vec![0u8; 5000];
+        fill(9, 0, &mut data);
+        for piece in [1, 7, 8, 4096, 5000] {
+            let mut ok = Checker::new(9, 5000);
+            for p in data.chunks(piece) {
+                io::Write::write_all(&mut ok, p).unwrap();
+            }
+            assert_eq!(ok.verdict(), Ok(()), "pieces of {piece}");
+        }
+        let mut bad = data.clone();
+        bad[3001] ^= 0x40;
+        bad[4000] ^= 1;
+        let mut c = Checker::new(9, 5000);
+        for p in bad.chunks(999) {
+            io::Write::write_all(&mut c, p).unwrap();
+        }
+        assert_eq!(c.first_mismatch, Some(3001));
+        assert!(c.verdict().unwrap_err().contains("byte 3001"));
+        let mut short = Checker::new(9, 5000);
+        io::Write::write_all(&mut short, &data[..4999]).unwrap();
+        assert_eq!(short.verdict(), Err("got 4999 bytes, expected 5000".into()));
+        let mut long = Checker::new(9, 4999);
+        io::Write::write_all(&mut long, &data).unwrap();
+        assert_eq!(long.first_mismatch, Some(4999));
     }
 
     #[test]

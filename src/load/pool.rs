@@ -6,8 +6,10 @@
 //! `READY` on its stdout pipe, waits for one byte on its stdin pipe (the
 //! barrier), does its operation and writes one JSON line with its result.
 //!
-//! Downloads are hashed as they stream and compared with the known SHA-256
-//! and size; nothing is written to disk. Uploads stream content generated
+//! Downloads of a test file are compared byte for byte with the generator's
+//! content as they stream (the offset of the first wrong byte is reported);
+//! a download given `--expect-sha256` is hashed instead. Nothing is written
+//! to disk. Uploads stream content generated
 //! from a per-client seed; the client library checks the returned name is its
 //! SHA-256 name. Memory stays bounded whatever the volume.
 
@@ -171,6 +173,8 @@ pub struct ClientJob {
     pub timeout: Duration,
     pub bytes: u64,
     pub file: String,
+    /// The download's SHA-256; empty: it is the volume's test file, checked
+    /// byte for byte against the generator (no hash).
     pub expect_sha256: String,
     pub seed: u64,
 }
@@ -179,11 +183,11 @@ impl ClientJob {
     fn of(opts: &PoolOpts) -> ClientJob {
         let tf = content::test_file_name(opts.volume);
         let file = opts.file.clone().unwrap_or(tf);
-        let expect = match (&opts.expect_sha256, opts.op) {
-            (Some(s), _) => s.to_ascii_lowercase(),
-            (None, Op::Download) => content::test_file(opts.volume).sha256,
-            (None, _) => String::new(),
-        };
+        let expect = opts
+            .expect_sha256
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
         ClientJob {
             op: opts.op,
             addr: opts.addr.clone(),
@@ -222,6 +226,15 @@ impl ClientJob {
 
     fn operate(&self, c: &mut Client, index: usize) -> Result<u64, ClientError> {
         match self.op {
+            Op::Download if self.expect_sha256.is_empty() => {
+                let seed = content::test_file_seed(Volume { bytes: self.bytes });
+                let mut check = content::Checker::new(seed, self.bytes);
+                let bytes = c.get_into(&self.file, &mut check)?;
+                check
+                    .verdict()
+                    .map_err(|m| ClientError::Verify(format!("{}: {m}", self.file)))?;
+                Ok(bytes)
+            }
             Op::Download => {
                 let d = c.get(&self.file, &mut io::sink())?;
                 if d.bytes != self.bytes || d.sha256 != self.expect_sha256 {

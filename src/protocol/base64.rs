@@ -3,11 +3,14 @@
 //! [`LineDecoder`] decodes one base64 line fed in arbitrary pieces: it keeps at
 //! most three pending characters, rejects any byte outside the alphabet,
 //! padding anywhere but at the end of the line, and non-canonical trailing
-//! bits. [`encode_chunk`] encodes a chunk whose length is a multiple of 3
+//! bits. The bulk of a line goes through `base64-simd` (which picks its
+//! code path at run time); the `base64` crate decodes the odd quad.
+//! [`encode_chunk`] encodes a chunk whose length is a multiple of 3
 //! (or the last chunk) so that chunks concatenate into one valid base64 text.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use base64_simd::{Out, STANDARD as SIMD};
 
 /// Why a base64 line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,42 +72,57 @@ impl LineDecoder {
     }
 
     /// Decodes `input`, appending the bytes to `out` (which grows by at most `input.len()`).
+    ///
+    /// Whole quads without padding go through the SIMD decoder in one call;
+    /// a quad split across pieces, the padded last quad and any run the SIMD
+    /// decoder refuses go byte by byte, which names the exact fault. Both
+    /// paths accept exactly the same texts (see `tests/properties.rs`).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), B64Error> {
         let mut i = 0;
-        while i < input.len() {
-            if self.ended {
-                return Err(B64Error::PaddingMidLine);
+        // Complete a quad left over from the previous piece.
+        while self.npending != 0 && i < input.len() {
+            self.push(input[i], out)?;
+            i += 1;
+        }
+        if self.npending == 0 && !self.ended {
+            // The SIMD decoder takes padding at the end of its input as the
+            // end of the text: it never gets a quad that holds any (the byte
+            // path judges those, in the middle of a line or at its end).
+            let mut run = (input.len() - i) / 4 * 4;
+            while run > 0 && input[i + run - 4..i + run].contains(&b'=') {
+                run -= 4;
             }
-            if self.npending == 0 && input.len() - i >= 4 {
-                // Fast path: the longest run of whole quads with no padding.
-                let whole = (input.len() - i) / 4 * 4;
-                let run = input[i..i + whole]
-                    .iter()
-                    .position(|&b| !in_alphabet(b))
-                    .unwrap_or(whole);
-                let end = i + run / 4 * 4;
-                if end > i {
-                    let start = out.len();
-                    out.resize(start + (end - i) / 4 * 3, 0);
-                    let n = STANDARD
-                        .decode_slice(&input[i..end], &mut out[start..])
-                        .map_err(|_| B64Error::BadPadding)?;
-                    out.truncate(start + n);
-                    self.decoded += n as u64;
-                    i = end;
-                    continue;
+            if run > 0 {
+                let start = out.len();
+                out.resize(start + run / 4 * 3, 0);
+                match SIMD.decode(&input[i..i + run], Out::from_slice(&mut out[start..])) {
+                    Ok(d) => {
+                        self.decoded += d.len() as u64;
+                        i += run;
+                    }
+                    // Refused: the byte path below finds and names the fault.
+                    Err(_) => out.truncate(start),
                 }
             }
-            let b = input[i];
-            if !in_alphabet(b) && b != b'=' {
-                return Err(B64Error::BadChar(b));
-            }
-            self.pending[self.npending] = b;
-            self.npending += 1;
-            i += 1;
-            if self.npending == 4 {
-                self.flush_quad(out)?;
-            }
+        }
+        for &b in &input[i..] {
+            self.push(b, out)?;
+        }
+        Ok(())
+    }
+
+    /// One byte of the byte-by-byte path.
+    fn push(&mut self, b: u8, out: &mut Vec<u8>) -> Result<(), B64Error> {
+        if self.ended {
+            return Err(B64Error::PaddingMidLine);
+        }
+        if !in_alphabet(b) && b != b'=' {
+            return Err(B64Error::BadChar(b));
+        }
+        self.pending[self.npending] = b;
+        self.npending += 1;
+        if self.npending == 4 {
+            self.flush_quad(out)?;
         }
         Ok(())
     }
@@ -149,11 +167,8 @@ impl LineDecoder {
 /// every chunk but the last has a length that is a multiple of 3.
 pub fn encode_chunk(chunk: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    out.resize(start + chunk.len().div_ceil(3) * 4, 0);
-    let n = STANDARD
-        .encode_slice(chunk, &mut out[start..])
-        .expect("buffer sized for the encoding");
-    out.truncate(start + n);
+    out.resize(start + SIMD.encoded_length(chunk.len()), 0);
+    let _ = SIMD.encode(chunk, Out::from_slice(&mut out[start..]));
 }
 
 /// Whole-buffer helpers for small payloads (inline uploads, tests).

@@ -11,6 +11,10 @@ pub struct ReadBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// `pending()[..scanned]` is known to hold no `scanned_for` byte: a
+    /// search resumes there instead of reading those bytes again.
+    scanned: usize,
+    scanned_for: u8,
 }
 
 impl ReadBuf {
@@ -27,7 +31,13 @@ impl ReadBuf {
         if buf.len() < capacity {
             buf.resize(capacity, 0);
         }
-        ReadBuf { buf, start: 0, end }
+        ReadBuf {
+            buf,
+            start: 0,
+            end,
+            scanned: 0,
+            scanned_for: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -39,7 +49,28 @@ impl ReadBuf {
         &self.buf[self.start..self.end]
     }
 
+    /// Offset in [`pending`](Self::pending) of the first `byte`, scanning each
+    /// pending byte at most once across calls (for the same `byte`).
+    pub fn find_byte(&mut self, byte: u8) -> Option<usize> {
+        if byte != self.scanned_for {
+            self.scanned_for = byte;
+            self.scanned = 0;
+        }
+        let p = &self.buf[self.start..self.end];
+        match memchr::memchr(byte, &p[self.scanned..]) {
+            Some(i) => {
+                self.scanned += i;
+                Some(self.scanned)
+            }
+            None => {
+                self.scanned = p.len();
+                None
+            }
+        }
+    }
+
     pub fn consume(&mut self, n: usize) {
+        self.scanned = self.scanned.saturating_sub(n);
         self.start += n;
         if self.start == self.end {
             self.start = 0;
@@ -85,6 +116,18 @@ impl ReadBuf {
 #[cfg(test)]
 mod tests {
     use super::ReadBuf;
+
+    #[test]
+    fn a_search_resumes_where_the_last_one_stopped() {
+        let mut b = ReadBuf::with_pending(b"abc".to_vec(), 16);
+        assert_eq!(b.find_byte(b'\n'), None);
+        assert_eq!(b.fill_from(&mut &b"d\nef\n"[..]).unwrap(), 5);
+        assert_eq!(b.find_byte(b'\n'), Some(4));
+        assert_eq!(b.find_byte(b'\n'), Some(4), "found again, not skipped");
+        b.consume(5);
+        assert_eq!(b.find_byte(b'\n'), Some(2));
+        assert_eq!(b.find_byte(b'e'), Some(0), "another byte starts afresh");
+    }
 
     #[test]
     fn pending_bytes_move_to_the_front_only_when_the_tail_is_full() {

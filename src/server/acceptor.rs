@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use slab::Slab;
 
 use crate::protocol::{empty_lines_len, json, Limits};
 use crate::server::pool::{Back, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
-use crate::server::stats::ServerStats;
+use crate::server::stats::{Counter, ServerStats};
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -226,7 +225,7 @@ impl<P: WorkerPool> Acceptor<P> {
             };
             match listener.accept() {
                 Ok((mut stream, peer)) => {
-                    self.stats.connections_accepted.fetch_add(1, Relaxed);
+                    self.stats.add(Counter::ConnectionsAccepted, 1);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     if let Err(e) =
@@ -439,7 +438,7 @@ impl<P: WorkerPool> Acceptor<P> {
                 self.close(key);
                 continue;
             }
-            self.stats.connections_timed_out.fetch_add(1, Relaxed);
+            self.stats.add(Counter::ConnectionsTimedOut, 1);
             if let Some(c) = self.conns.get_mut(key) {
                 // Best effort, never blocking: the socket is non-blocking.
                 let _ = c.stream.write(&json::error_response(reason));

@@ -108,9 +108,9 @@ impl Conn {
         self.consume(empty_lines_len(self.pending()));
     }
 
-    /// Position of the next `\n` in the pending bytes.
-    fn newline(&self) -> Option<usize> {
-        self.pending().iter().position(|&b| b == b'\n')
+    /// Position of the next `\n` in the pending bytes (each byte scanned once).
+    fn newline(&mut self) -> Option<usize> {
+        self.buf.find_byte(b'\n')
     }
 }
 

@@ -125,7 +125,7 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
     // Before the fork: a SIGTERM during start-up is not lost. Workers set both
     // signals to SIG_IGN as they start and never see this pipe.
     let signals = crate::sys::signal_pipe()?;
-    let stats = Arc::new(ServerStats::new(cfg.mode.name(), cfg.pool));
+    let stats = Arc::new(ServerStats::new(cfg.mode.name(), cfg.pool)?);
     let pool_cfg = || PoolConfig {
         size: cfg.pool,
         queue: cfg.queue,

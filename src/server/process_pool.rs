@@ -1,9 +1,10 @@
 //! Process mode: N pre-forked worker processes, each fed connections over its
 //! own UNIX socketpair with `SCM_RIGHTS`.
 //!
-//! The acceptor sends an idle worker the connection's descriptor, the bytes it
-//! already read and a STATS snapshot, and closes its own copy at once (so a
-//! client sees its connection close if that worker dies). The worker serves
+//! The acceptor sends an idle worker the connection's descriptor and the bytes
+//! it already read, and closes its own copy at once (so a client sees its
+//! connection close if that worker dies). STATS reads the counters the acceptor
+//! keeps in memory shared across the fork. The worker serves
 //! it with [`conn::serve`], the same handler as thread mode, and reports back
 //! (ok or failed, bytes in and out, requests), sending the descriptor back
 //! when the connection stays open with nothing waiting. A worker that dies is
@@ -19,7 +20,6 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
 use crate::server::conn::{self, After, Ctx};
 use crate::server::pool::{Back, Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
-use crate::server::stats::{Report, ServerStats};
+use crate::server::stats::{Counter, Report, ServerStats};
 use crate::store::Store;
 use crate::sys::fdpass;
 use crate::sys::process::{self, Forked};
@@ -87,21 +87,16 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn encode_job(pending: &[u8], stats: &str) -> Vec<u8> {
-    let mut b = Vec::with_capacity(5 + pending.len() + stats.len());
+fn encode_job(pending: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(5 + pending.len());
     b.push(JOB);
     b.extend_from_slice(&(pending.len() as u32).to_le_bytes());
     b.extend_from_slice(pending);
-    b.extend_from_slice(stats.as_bytes());
     b
 }
 
 enum ToWorker {
-    Job {
-        stream: TcpStream,
-        pending: Vec<u8>,
-        stats: String,
-    },
+    Job { stream: TcpStream, pending: Vec<u8> },
     Drain,
 }
 
@@ -111,12 +106,12 @@ fn decode_to_worker(f: Frame) -> io::Result<ToWorker> {
         (JOB, Some(fd)) => {
             let n = c.u32()? as usize;
             let pending = c.take(n)?.to_vec();
-            let stats =
-                String::from_utf8(c.0.to_vec()).map_err(|_| bad("STATS snapshot not UTF-8"))?;
+            if !c.0.is_empty() {
+                return Err(bad("bytes after a job"));
+            }
             Ok(ToWorker::Job {
                 stream: TcpStream::from(fd),
                 pending,
-                stats,
             })
         }
         (DRAIN, None) if c.0.is_empty() => Ok(ToWorker::Drain),
@@ -248,14 +243,21 @@ impl ProcessPool {
                 // Already closed by fork_worker: must not be closed again.
                 std::mem::forget(mine);
                 let code = catch_unwind(AssertUnwindSafe(|| {
-                    worker_main(id, theirs, &self.store, &self.limits, self.max_frame)
+                    worker_main(
+                        id,
+                        theirs,
+                        &self.store,
+                        &self.limits,
+                        &self.stats,
+                        self.max_frame,
+                    )
                 }))
                 .unwrap_or(101);
                 process::exit_now(code)
             }
             Forked::Parent { pid } => {
                 drop(theirs);
-                self.stats.workers[id].pid.store(pid, Relaxed);
+                self.stats.set_pid(id, pid);
                 crate::log::debug(format_args!("worker {id} started: pid {pid}"));
                 self.slots[id].worker = Some(Worker {
                     pid,
@@ -391,7 +393,7 @@ impl ProcessPool {
             let Some(job) = self.queue.pop_front() else {
                 return;
             };
-            let body = encode_job(&job.pending, &self.stats.to_json());
+            let body = encode_job(&job.pending);
             if let Some(w) = self.slots[id].worker.as_mut() {
                 w.writer.push(&body, Some(OwnedFd::from(job.stream)));
                 w.busy = Some(job.peer);
@@ -508,7 +510,7 @@ impl WorkerPool for ProcessPool {
             match self.spawn(id) {
                 Ok(()) => {
                     self.slots[id].respawn_at = None;
-                    self.stats.workers_restarted.fetch_add(1, Relaxed);
+                    self.stats.add(Counter::WorkersRestarted, 1);
                 }
                 Err(e) => {
                     let slot = &mut self.slots[id];
@@ -577,7 +579,14 @@ impl WorkerPool for ProcessPool {
 
 /// The worker process: serves the jobs that come over `chan` until it closes.
 /// Returns the exit code.
-fn worker_main(id: usize, chan: OwnedFd, store: &Store, limits: &Limits, max_frame: usize) -> i32 {
+fn worker_main(
+    id: usize,
+    chan: OwnedFd,
+    store: &Store,
+    limits: &Limits,
+    stats: &ServerStats,
+    max_frame: usize,
+) -> i32 {
     crate::log::debug(format_args!("worker {id} ready"));
     if let Err(e) = fdpass::set_nonblocking(chan.as_fd(), false) {
         crate::log::info(format_args!("worker {id}: {e}"));
@@ -597,18 +606,14 @@ fn worker_main(id: usize, chan: OwnedFd, store: &Store, limits: &Limits, max_fra
                 return 1;
             }
         };
-        let (stream, pending, stats) = match msg {
+        let (stream, pending) = match msg {
             ToWorker::Drain => {
                 draining = true;
                 continue;
             }
-            ToWorker::Job {
-                stream,
-                pending,
-                stats,
-            } => (stream, pending, stats),
+            ToWorker::Job { stream, pending } => (stream, pending),
         };
-        let stats_json = || stats.clone();
+        let stats_json = || stats.to_json();
         // Anything on the channel while busy is "drain" or its end (the
         // acceptor gone): either way, finish the request at hand and close.
         let is_draining = || draining || fdpass::readable_now(chan.as_fd()).unwrap_or(true);
@@ -684,7 +689,7 @@ mod tests {
         .is_err());
         // A job without its descriptor.
         assert!(decode_to_worker(Frame {
-            body: encode_job(b"LIST\n", "{}"),
+            body: encode_job(b"LIST\n"),
             fd: None,
         })
         .is_err());

@@ -4,9 +4,11 @@
 //! each task (a stretch of one connection served by one worker), so thread
 //! mode and process mode count the same way.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::protocol::json::Obj;
+use crate::sys::shared::SharedCounters;
 
 /// What a worker says about one task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,83 +20,108 @@ pub struct Report {
     pub requests: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub pid: AtomicU32,
-    pub tasks_ok: AtomicU64,
-    pub tasks_failed: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub requests: AtomicU64,
+/// A server-wide counter.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    WorkersRestarted = 0,
+    ConnectionsAccepted = 1,
+    ConnectionsTimedOut = 2,
 }
+const SERVER_COUNTERS: usize = 3;
 
+/// A worker's counters, in this order after the server-wide ones.
+const PID: usize = 0;
+const TASKS_OK: usize = 1;
+const TASKS_FAILED: usize = 2;
+const BYTES_IN: usize = 3;
+const BYTES_OUT: usize = 4;
+const REQUESTS: usize = 5;
+const PER_WORKER: usize = 6;
+
+/// Every counter lives in memory shared across `fork` (made before the
+/// workers are forked), so a process-mode worker reads the live values for
+/// STATS like a thread does; only the acceptor (and the pools as they start
+/// workers) writes them.
 #[derive(Debug)]
 pub struct ServerStats {
     pub mode: &'static str,
-    pub workers: Vec<WorkerStats>,
-    pub workers_restarted: AtomicU64,
-    pub connections_accepted: AtomicU64,
-    pub connections_timed_out: AtomicU64,
+    pool: usize,
+    cells: SharedCounters,
 }
 
 impl ServerStats {
-    pub fn new(mode: &'static str, pool: usize) -> ServerStats {
-        ServerStats {
+    pub fn new(mode: &'static str, pool: usize) -> io::Result<ServerStats> {
+        Ok(ServerStats {
             mode,
-            workers: (0..pool).map(|_| WorkerStats::default()).collect(),
-            workers_restarted: AtomicU64::new(0),
-            connections_accepted: AtomicU64::new(0),
-            connections_timed_out: AtomicU64::new(0),
+            pool,
+            cells: SharedCounters::new(SERVER_COUNTERS + pool * PER_WORKER)?,
+        })
+    }
+
+    fn worker(&self, id: usize, field: usize) -> Option<&AtomicU64> {
+        (id < self.pool).then(|| &self.cells[SERVER_COUNTERS + id * PER_WORKER + field])
+    }
+
+    pub fn add(&self, c: Counter, n: u64) {
+        self.cells[c as usize].fetch_add(n, Relaxed);
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.cells[c as usize].load(Relaxed)
+    }
+
+    /// The pid of the process that serves as worker `id`.
+    pub fn set_pid(&self, id: usize, pid: u32) {
+        if let Some(p) = self.worker(id, PID) {
+            p.store(u64::from(pid), Relaxed);
         }
     }
 
     pub fn record(&self, worker: usize, r: &Report) {
-        let Some(w) = self.workers.get(worker) else {
-            return;
+        let add = |field, n| {
+            if let Some(c) = self.worker(worker, field) {
+                c.fetch_add(n, Relaxed);
+            }
         };
-        if r.ok { &w.tasks_ok } else { &w.tasks_failed }.fetch_add(1, Relaxed);
-        w.bytes_in.fetch_add(r.bytes_in, Relaxed);
-        w.bytes_out.fetch_add(r.bytes_out, Relaxed);
-        w.requests.fetch_add(r.requests, Relaxed);
+        add(if r.ok { TASKS_OK } else { TASKS_FAILED }, 1);
+        add(BYTES_IN, r.bytes_in);
+        add(BYTES_OUT, r.bytes_out);
+        add(REQUESTS, r.requests);
     }
 
     /// The `data` object of a STATS response.
     pub fn to_json(&self) -> String {
-        let sum = |f: fn(&WorkerStats) -> &AtomicU64| {
-            self.workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>()
-        };
-        let workers: Vec<String> = self
-            .workers
-            .iter()
-            .enumerate()
-            .map(|(id, w)| {
+        let field = |id, f| self.worker(id, f).map_or(0, |c| c.load(Relaxed));
+        let sum = |f| (0..self.pool).map(|id| field(id, f)).sum::<u64>();
+        let workers: Vec<String> = (0..self.pool)
+            .map(|id| {
                 Obj::new()
                     .num("id", id as u64)
-                    .num("pid", w.pid.load(Relaxed) as u64)
-                    .num("tasks_ok", w.tasks_ok.load(Relaxed))
-                    .num("tasks_failed", w.tasks_failed.load(Relaxed))
-                    .num("bytes_in", w.bytes_in.load(Relaxed))
-                    .num("bytes_out", w.bytes_out.load(Relaxed))
-                    .num("requests", w.requests.load(Relaxed))
+                    .num("pid", field(id, PID))
+                    .num("tasks_ok", field(id, TASKS_OK))
+                    .num("tasks_failed", field(id, TASKS_FAILED))
+                    .num("bytes_in", field(id, BYTES_IN))
+                    .num("bytes_out", field(id, BYTES_OUT))
+                    .num("requests", field(id, REQUESTS))
                     .finish()
             })
             .collect();
         Obj::new()
             .str("mode", self.mode)
-            .num("pool", self.workers.len() as u64)
-            .num("tasks_ok", sum(|w| &w.tasks_ok))
-            .num("tasks_failed", sum(|w| &w.tasks_failed))
-            .num("bytes_in", sum(|w| &w.bytes_in))
-            .num("bytes_out", sum(|w| &w.bytes_out))
-            .num("requests", sum(|w| &w.requests))
-            .num("workers_restarted", self.workers_restarted.load(Relaxed))
+            .num("pool", self.pool as u64)
+            .num("tasks_ok", sum(TASKS_OK))
+            .num("tasks_failed", sum(TASKS_FAILED))
+            .num("bytes_in", sum(BYTES_IN))
+            .num("bytes_out", sum(BYTES_OUT))
+            .num("requests", sum(REQUESTS))
+            .num("workers_restarted", self.get(Counter::WorkersRestarted))
             .num(
                 "connections_accepted",
-                self.connections_accepted.load(Relaxed),
+                self.get(Counter::ConnectionsAccepted),
             )
             .num(
                 "connections_timed_out",
-                self.connections_timed_out.load(Relaxed),
+                self.get(Counter::ConnectionsTimedOut),
             )
             .raw("workers", &format!("[{}]", workers.join(", ")))
             .finish()

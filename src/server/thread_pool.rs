@@ -56,9 +56,7 @@ impl ThreadPool {
         let (tx, rx) = channel();
         let mut handles = Vec::with_capacity(cfg.size);
         for id in 0..cfg.size {
-            cfg.stats.workers[id]
-                .pid
-                .store(std::process::id(), Ordering::Relaxed);
+            cfg.stats.set_pid(id, std::process::id());
             let worker = Worker {
                 id,
                 shared: shared.clone(),

@@ -21,7 +21,9 @@ macro_rules! syscall {
 }
 
 pub mod fdpass;
+pub mod file;
 pub mod process;
+pub mod shared;
 
 /// Sets the listen backlog of a listening socket (Linux lets `listen` be called again).
 pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {

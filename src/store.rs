@@ -29,60 +29,70 @@ pub struct Store {
 
 /// An upload in progress. Dropped without [`Store::commit`], it is removed.
 ///
-/// With fsync on, the file is opened for direct I/O: decoded bytes gather in
-/// a block-aligned buffer and go to the device in whole blocks, skipping the
-/// copy into the page cache (the bytes must reach the disk anyway). The tail
-/// that is not a whole block, and everything after a direct write the file
-/// system refuses or cuts short, is written through the page cache.
+/// Decoded bytes gather in one buffer, appended to in place ([`room`](Self::room)),
+/// and are written out a chunk at a time. With fsync on, the file is opened
+/// for direct I/O: whole blocks go from the buffer to the device, skipping
+/// the copy into the page cache (the bytes must reach the disk anyway). The
+/// tail that is not a whole block, and everything after a direct write the
+/// file system refuses or cuts short, goes through the page cache.
 pub struct TempFile {
     file: File,
     path: PathBuf,
     done: bool,
-    buf: BlockBuf,
-    direct: bool,
-}
-
-/// Where direct writes gather: `DIRECT_CHUNK` bytes at an aligned address
-/// inside an ordinary `Vec` (no allocator tricks).
-struct BlockBuf {
-    mem: Vec<u8>,
+    /// The bytes not written yet are `gathered[at..]`; `at` puts them on a
+    /// block boundary. In direct mode the capacity never grows (a new
+    /// allocation would lose the alignment).
+    gathered: Vec<u8>,
     at: usize,
-    len: usize,
+    direct: bool,
 }
 
 /// Alignment that every block device and file system here accepts.
 const ALIGN: usize = 4096;
 /// Bytes per write: direct writes are synchronous, so large ones.
-const DIRECT_CHUNK: usize = 1 << 20;
-/// Buffered writes gather this much first.
-const BUFFERED_CHUNK: usize = 64 * 1024;
-
-impl BlockBuf {
-    fn new(cap: usize) -> BlockBuf {
-        let mem = vec![0u8; cap + ALIGN];
-        let at = mem.as_ptr().align_offset(ALIGN);
-        BlockBuf { mem, at, len: 0 }
-    }
-
-    fn cap(&self) -> usize {
-        self.mem.len() - ALIGN
-    }
-
-    fn filled(&self) -> &[u8] {
-        &self.mem[self.at..self.at + self.len]
-    }
-}
+const CHUNK: usize = 1 << 20;
 
 impl TempFile {
+    fn new(file: File, path: PathBuf, direct: bool) -> TempFile {
+        let mut gathered: Vec<u8> = Vec::with_capacity(CHUNK + ALIGN);
+        let at = gathered.as_ptr().align_offset(ALIGN);
+        gathered.resize(at, 0);
+        TempFile {
+            file,
+            path,
+            done: false,
+            gathered,
+            at,
+            direct,
+        }
+    }
+
+    /// The buffer to append up to `n` bytes to (the upload's decoder writes
+    /// straight into it), after writing out what is gathered if they would
+    /// not fit.
+    pub fn room(&mut self, n: usize) -> io::Result<&mut Vec<u8>> {
+        if self.gathered.len() + n > self.gathered.capacity() {
+            self.write_gathered(false)?;
+            if self.gathered.len() + n > self.gathered.capacity() {
+                // More than a chunk at once: the buffer must grow, which
+                // direct I/O's alignment does not survive.
+                self.write_gathered(true)?;
+                self.gathered.reserve(n);
+            }
+        }
+        Ok(&mut self.gathered)
+    }
+
     /// Writes out the gathered bytes: whole blocks directly while that
     /// works, the rest (and everything after a refusal) buffered. Without
-    /// `last`, a partial block stays gathered for the next round.
+    /// `last`, a partial block stays gathered in direct mode.
     fn write_gathered(&mut self, last: bool) -> io::Result<()> {
+        let len = self.gathered.len() - self.at;
         let mut done = 0;
         if self.direct {
-            let whole = self.buf.len / ALIGN * ALIGN;
-            while done < whole {
-                match (&self.file).write(&self.buf.filled()[done..whole]) {
+            let whole = len / ALIGN * ALIGN;
+            while done < whole && self.direct {
+                match (&self.file).write(&self.gathered[self.at + done..self.at + whole]) {
                     Ok(n) if n > 0 && n % ALIGN == 0 => done += n,
                     // Refused (EINVAL: no direct I/O on this file system) or
                     // cut short (a size limit, a full disk): the buffered
@@ -93,9 +103,6 @@ impl TempFile {
                     }
                     Err(_) => self.stop_direct()?,
                 }
-                if !self.direct {
-                    break;
-                }
             }
         }
         if !self.direct || last {
@@ -103,12 +110,11 @@ impl TempFile {
                 // The tail is not a whole block.
                 self.stop_direct()?;
             }
-            (&self.file).write_all(&self.buf.filled()[done..])?;
-            done = self.buf.len;
+            (&self.file).write_all(&self.gathered[self.at + done..])?;
+            done = len;
         }
-        let (at, len) = (self.buf.at, self.buf.len);
-        self.buf.mem.copy_within(at + done..at + len, at);
-        self.buf.len -= done;
+        self.gathered.copy_within(self.at + done.., self.at);
+        self.gathered.truncate(self.at + len - done);
         Ok(())
     }
 
@@ -120,14 +126,8 @@ impl TempFile {
 
 impl Write for TempFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = self.buf.cap() - self.buf.len;
-        let n = room.min(data.len());
-        let at = self.buf.at + self.buf.len;
-        self.buf.mem[at..at + n].copy_from_slice(&data[..n]);
-        self.buf.len += n;
-        if self.buf.len == self.buf.cap() {
-            self.write_gathered(false)?;
-        }
+        let n = data.len().min(CHUNK);
+        self.room(n)?.extend_from_slice(&data[..n]);
         Ok(n)
     }
 
@@ -264,13 +264,7 @@ impl Store {
             .map_err(|e| Error::request(format!("cannot create temp file: {e}")))?;
         // Direct I/O where the file system takes it (see TempFile).
         let direct = self.fsync && crate::sys::file::set_direct(file.as_fd(), true).is_ok();
-        Ok(TempFile {
-            file,
-            path,
-            done: false,
-            buf: BlockBuf::new(if direct { DIRECT_CHUNK } else { BUFFERED_CHUNK }),
-            direct,
-        })
+        Ok(TempFile::new(file, path, direct))
     }
 
     /// Makes a finished upload visible under `name` (replacing any file of that name).

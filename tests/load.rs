@@ -220,6 +220,44 @@ fn altered_bytes_count_as_verification_failures_in_both_pool_modes() {
             vec![("verification mismatch".to_string(), 3)]
         );
         assert_eq!(Summary::of(&r).bytes_verified, 0);
+        for c in &r.results {
+            let m = c.message.as_deref().unwrap_or_default();
+            assert!(m.contains("from byte 4321"), "{}: {m}", mode.name());
+        }
+    }
+}
+
+#[test]
+fn a_byte_flipped_in_the_servers_test_file_is_a_mismatch_at_its_offset_in_both_pool_modes() {
+    let volume = Volume::kb(300); // several reads and decoder pieces
+    let srv = Server::start(&["--pool", "2"]);
+    let sums = TempDir::new("sums");
+    let tf = content::ensure_test_files(&srv.root, sums.path(), &[volume]).unwrap();
+    let path = srv.root.join(&tf[0].name);
+    for mode in [Mode::Thread, Mode::Process] {
+        // Intact, the file passes: the failures below are the flipped byte's.
+        let r = pool::run(&opts(mode, Op::Download, volume, 2, srv.addr)).unwrap();
+        assert!(r.all_ok(), "{}: {:?}", mode.name(), r.results);
+    }
+    let mut data = std::fs::read(&path).unwrap();
+    let at = 200_003;
+    data[at] ^= 0x20;
+    std::fs::write(&path, &data).unwrap();
+    for mode in [Mode::Thread, Mode::Process] {
+        let r = pool::run(&opts(mode, Op::Download, volume, 2, srv.addr)).unwrap();
+        assert_eq!((r.success(), r.fail()), (0, 2), "{}", mode.name());
+        assert_eq!(
+            failures_of(&r),
+            vec![("verification mismatch".to_string(), 2)]
+        );
+        for c in &r.results {
+            let m = c.message.as_deref().unwrap_or_default();
+            assert!(
+                m.contains(&tf[0].name) && m.contains(&format!("from byte {at} on")),
+                "{}: {m}",
+                mode.name()
+            );
+        }
     }
 }
 

@@ -490,7 +490,8 @@ fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
         let mut src = GatedReader {
             data: pattern(3 << 20, 9),
             pos: 0,
-            gate_at: 1 << 20,
+            // Past the server's 1 MiB write buffer, so part is on disk.
+            gate_at: 2 << 20,
             gate,
         };
         c.upload(Some("partial.bin"), &mut src)

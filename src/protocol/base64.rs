@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use base64_simd::{Out, STANDARD as SIMD};
+use base64_simd::STANDARD as SIMD;
 
 /// Why a base64 line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,17 +92,10 @@ impl LineDecoder {
             while run > 0 && input[i + run - 4..i + run].contains(&b'=') {
                 run -= 4;
             }
-            if run > 0 {
-                let start = out.len();
-                out.resize(start + run / 4 * 3, 0);
-                match SIMD.decode(&input[i..i + run], Out::from_slice(&mut out[start..])) {
-                    Ok(d) => {
-                        self.decoded += d.len() as u64;
-                        i += run;
-                    }
-                    // Refused: the byte path below finds and names the fault.
-                    Err(_) => out.truncate(start),
-                }
+            // Refused (`out` unchanged): the byte path below finds and names the fault.
+            if run > 0 && SIMD.decode_append(&input[i..i + run], out).is_ok() {
+                self.decoded += (run / 4 * 3) as u64;
+                i += run;
             }
         }
         for &b in &input[i..] {
@@ -166,9 +159,7 @@ impl LineDecoder {
 /// Appends the base64 of `chunk` to `out`. Chunks concatenate correctly when
 /// every chunk but the last has a length that is a multiple of 3.
 pub fn encode_chunk(chunk: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + SIMD.encoded_length(chunk.len()), 0);
-    let _ = SIMD.encode(chunk, Out::from_slice(&mut out[start..]));
+    SIMD.encode_append(chunk, out);
 }
 
 /// Whole-buffer helpers for small payloads (inline uploads, tests).

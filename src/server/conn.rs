@@ -26,7 +26,7 @@ use crate::server::stats::Report;
 use crate::store::{Store, TempFile};
 
 /// Raw bytes read per GET chunk: a multiple of 3, so chunks encode independently.
-const GET_CHUNK: usize = 48 * 1024;
+const GET_CHUNK: usize = 192 * 1024;
 /// Read buffer beyond the line limit.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -445,7 +445,6 @@ struct UploadSink {
     total: u64,
     max: u64,
     head: Vec<u8>,
-    out: Vec<u8>,
 }
 
 impl UploadSink {
@@ -456,28 +455,23 @@ impl UploadSink {
             total: 0,
             max: ctx.limits.max_upload,
             head: Vec::with_capacity(8),
-            out: Vec::with_capacity(READ_CHUNK),
         })
     }
 
-    /// Decodes a piece of a base64 line and writes it; the error is the reason for the client.
+    /// Decodes a piece of a base64 line straight into the temp file's buffer
+    /// and hashes it there; the error is the reason for the client.
     fn feed(&mut self, decoder: &mut LineDecoder, chunk: &[u8]) -> std::result::Result<(), String> {
-        self.out.clear();
-        decoder
-            .feed(chunk, &mut self.out)
-            .map_err(|e| e.to_string())?;
-        self.write_out()
-    }
-
-    fn end_line(&mut self, decoder: &mut LineDecoder) -> std::result::Result<(), String> {
-        decoder.finish_line().map(|_| ()).map_err(|e| e.to_string())
-    }
-
-    fn write_out(&mut self) -> std::result::Result<(), String> {
-        if self.out.is_empty() {
+        let tmp = self.tmp.as_mut().ok_or("upload aborted")?;
+        let buf = tmp
+            .room(chunk.len() / 4 * 3 + 3)
+            .map_err(|e| format!("write failed: {e}"))?;
+        let start = buf.len();
+        decoder.feed(chunk, buf).map_err(|e| e.to_string())?;
+        let new = &buf[start..];
+        if new.is_empty() {
             return Ok(());
         }
-        self.total += self.out.len() as u64;
+        self.total += new.len() as u64;
         if self.total > self.max {
             return Err(format!(
                 "upload larger than the limit of {} bytes",
@@ -485,13 +479,15 @@ impl UploadSink {
             ));
         }
         if self.head.len() < 8 {
-            let n = (8 - self.head.len()).min(self.out.len());
-            self.head.extend_from_slice(&self.out[..n]);
+            let n = (8 - self.head.len()).min(new.len());
+            self.head.extend_from_slice(&new[..n]);
         }
-        self.hasher.update(&self.out);
-        let tmp = self.tmp.as_mut().ok_or("upload aborted")?;
-        tmp.write_all(&self.out)
-            .map_err(|e| format!("write failed: {e}"))
+        self.hasher.update(new);
+        Ok(())
+    }
+
+    fn end_line(&mut self, decoder: &mut LineDecoder) -> std::result::Result<(), String> {
+        decoder.finish_line().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Drops the temp file now (its Drop removes it).

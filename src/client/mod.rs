@@ -337,6 +337,22 @@ impl Client {
     /// Streams `src` as a base64 upload. With `name`, stores it under that name;
     /// without, under its SHA-256 name, which is checked against the local hash.
     pub fn upload(&mut self, name: Option<&str>, src: &mut dyn Read) -> Result<Upload> {
+        self.upload_checked(name, src, None)
+    }
+
+    /// A plain `UPLOAD` of content whose SHA-256 is known already (generated
+    /// content hashed once beforehand): the stored name is checked against
+    /// it, and nothing is hashed while sending.
+    pub fn upload_known(&mut self, src: &mut dyn Read, sha256: &str) -> Result<Upload> {
+        self.upload_checked(None, src, Some(sha256))
+    }
+
+    fn upload_checked(
+        &mut self,
+        name: Option<&str>,
+        src: &mut dyn Read,
+        known: Option<&str>,
+    ) -> Result<Upload> {
         let line = match name {
             Some(n) => format!("UPLOAD {}", quote_arg(n)),
             None => "UPLOAD".to_string(),
@@ -349,7 +365,7 @@ impl Client {
         }
         let mut raw = vec![0u8; UPLOAD_CHUNK];
         let mut text = Vec::with_capacity(UPLOAD_CHUNK / 3 * 4 + 1);
-        let mut hasher = Sha256::new();
+        let mut hasher = known.is_none().then(Sha256::new);
         let mut head = Vec::new();
         let mut bytes: u64 = 0;
         loop {
@@ -360,7 +376,9 @@ impl Client {
             if head.len() < 8 {
                 head.extend_from_slice(&raw[..n.min(8)]);
             }
-            hasher.update(&raw[..n]);
+            if let Some(h) = hasher.as_mut() {
+                h.update(&raw[..n]);
+            }
             bytes += n as u64;
             text.clear();
             encode_chunk(&raw[..n], &mut text);
@@ -380,7 +398,10 @@ impl Client {
             .as_str()
             .ok_or_else(|| ClientError::Protocol("UPLOAD answer without data.file_path".into()))?
             .to_string();
-        let sha = hex(&hasher.finalize());
+        let sha = match (hasher, known) {
+            (Some(h), _) => hex(&h.finalize()),
+            (None, k) => k.unwrap_or_default().to_ascii_lowercase(),
+        };
         let expected = match name {
             Some(n) => n.to_string(),
             None => format!("{sha}{}", detect_extension(&head)),

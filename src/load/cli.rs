@@ -168,6 +168,7 @@ pub fn pool_worker_main(mut args: Arguments) -> ExitCode {
                 .map_err(e)?
                 .unwrap_or_default(),
             seed: args.value_from_str("--seed").map_err(e)?,
+            upload_sha256: Vec::new(),
         };
         let index = args.value_from_str("--index").map_err(e)?;
         Ok((job, index))

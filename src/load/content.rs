@@ -160,6 +160,62 @@ pub fn upload_seed(base: u64, index: usize) -> u64 {
     splitmix64(base) ^ ((index as u64 + 1) << 1 | 1)
 }
 
+/// The SHA-256 of upload contents (seed, length), each computed once and
+/// kept in a folder (`upload-<seed>-<len>.sha256`), so a sweep whose
+/// scenarios upload the same contents hashes them once, not per scenario.
+pub struct UploadHashes {
+    dir: PathBuf,
+    memo: std::collections::HashMap<(u64, u64), String>,
+    /// Contents hashed here (not found in the folder), and the seconds it took.
+    pub computed: usize,
+    pub secs: f64,
+}
+
+impl UploadHashes {
+    pub fn new(dir: &Path) -> UploadHashes {
+        UploadHashes {
+            dir: dir.to_path_buf(),
+            memo: Default::default(),
+            computed: 0,
+            secs: 0.0,
+        }
+    }
+
+    /// The SHA-256 of the content of `seed`, `len` bytes long.
+    pub fn get(&mut self, seed: u64, len: u64) -> io::Result<String> {
+        if let Some(h) = self.memo.get(&(seed, len)) {
+            return Ok(h.clone());
+        }
+        let path = self.dir.join(format!("upload-{seed:016x}-{len}.sha256"));
+        let kept = std::fs::read_to_string(&path).ok().filter(|h| {
+            h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        });
+        let h = match kept {
+            Some(h) => h,
+            None => {
+                let t = std::time::Instant::now();
+                let h = sha256_of(seed, len);
+                self.secs += t.elapsed().as_secs_f64();
+                self.computed += 1;
+                std::fs::create_dir_all(&self.dir)?;
+                let tmp = path.with_extension("part");
+                std::fs::write(&tmp, &h)?;
+                std::fs::rename(&tmp, &path)?;
+                h
+            }
+        };
+        self.memo.insert((seed, len), h.clone());
+        Ok(h)
+    }
+
+    /// The hashes of the uploads of clients `0..clients` of a pool with base seed `base`.
+    pub fn for_pool(&mut self, base: u64, clients: usize, len: u64) -> io::Result<Vec<String>> {
+        (0..clients)
+            .map(|i| self.get(upload_seed(base, i), len))
+            .collect()
+    }
+}
+
 /// A test file of the sweep: its name, size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestFile {
@@ -291,6 +347,28 @@ mod tests {
         let mut long = Checker::new(9, 4999);
         io::Write::write_all(&mut long, &data).unwrap();
         assert_eq!(long.first_mismatch, Some(4999));
+    }
+
+    #[test]
+    fn upload_hashes_are_computed_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("fsbench-uph-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut h = UploadHashes::new(&dir);
+        let want: Vec<String> = (0..3).map(|i| sha256_of(upload_seed(5, i), 1000)).collect();
+        assert_eq!(h.for_pool(5, 3, 1000).unwrap(), want);
+        assert_eq!(h.for_pool(5, 2, 1000).unwrap(), want[..2]);
+        assert_eq!(h.computed, 3, "each content hashed once");
+        // A new cache over the same folder reads them back.
+        let mut again = UploadHashes::new(&dir);
+        assert_eq!(again.for_pool(5, 3, 1000).unwrap(), want);
+        assert_eq!(again.computed, 0);
+        // A damaged entry is computed again.
+        let f = dir.join(format!("upload-{:016x}-1000.sha256", upload_seed(5, 0)));
+        std::fs::write(&f, "not a hash").unwrap();
+        let mut third = UploadHashes::new(&dir);
+        assert_eq!(third.get(upload_seed(5, 0), 1000).unwrap(), want[0]);
+        assert_eq!(third.computed, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct PoolOpts {
     pub expect_sha256: Option<String>,
     /// Base of the per-client upload seeds.
     pub seed: u64,
+    /// The SHA-256 of each client's upload content, when known (the sweep
+    /// hashes each content once): clients then compare the server's name
+    /// with it instead of hashing while they send. Empty: they hash.
+    pub upload_sha256: Vec<String>,
     /// Our binary, for process mode.
     pub exe: PathBuf,
 }
@@ -67,6 +71,7 @@ impl PoolOpts {
             file: None,
             expect_sha256: None,
             seed: 1,
+            upload_sha256: Vec::new(),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("fsbench")),
         }
     }
@@ -177,17 +182,24 @@ pub struct ClientJob {
     /// byte for byte against the generator (no hash).
     pub expect_sha256: String,
     pub seed: u64,
+    /// See [`PoolOpts::upload_sha256`]. A process-mode child gets its own
+    /// client's as `expect_sha256` instead.
+    pub upload_sha256: Vec<String>,
 }
 
 impl ClientJob {
     fn of(opts: &PoolOpts) -> ClientJob {
         let tf = content::test_file_name(opts.volume);
         let file = opts.file.clone().unwrap_or(tf);
-        let expect = opts
-            .expect_sha256
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
+        // Downloads only: N uploads are N contents (see `upload_sha256`).
+        let expect = match opts.op {
+            Op::Download => opts
+                .expect_sha256
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         ClientJob {
             op: opts.op,
             addr: opts.addr.clone(),
@@ -196,7 +208,18 @@ impl ClientJob {
             file,
             expect_sha256: expect,
             seed: opts.seed,
+            upload_sha256: opts.upload_sha256.clone(),
         }
+    }
+
+    /// The known SHA-256 of client `index`'s upload content, if any.
+    fn known_upload_sha256(&self, index: usize) -> Option<&str> {
+        let known = if self.upload_sha256.is_empty() {
+            Some(self.expect_sha256.as_str())
+        } else {
+            self.upload_sha256.get(index).map(String::as_str)
+        };
+        known.filter(|s| !s.is_empty())
     }
 
     /// Runs the operation of client `index`: connect, transfer, verify.
@@ -248,8 +271,11 @@ impl ClientJob {
             Op::Upload => {
                 let mut src = Content::new(content::upload_seed(self.seed, index), self.bytes);
                 // Without a name the server stores it under its SHA-256 name,
-                // which `upload` checks against the hash of what it sent.
-                let u = c.upload(None, &mut src)?;
+                // checked against the content's hash (known, or taken as it is sent).
+                let u = match self.known_upload_sha256(index) {
+                    Some(sha) => c.upload_known(&mut src, sha)?,
+                    None => c.upload(None, &mut src)?,
+                };
                 if u.bytes != self.bytes {
                     return Err(ClientError::Verify(format!(
                         "sent {} bytes, expected {}",
@@ -391,8 +417,12 @@ fn spawn_worker(job: &ClientJob, exe: &PathBuf, index: usize) -> io::Result<Work
         .arg(job.seed.to_string())
         .arg("--index")
         .arg(index.to_string());
-    if !job.expect_sha256.is_empty() {
-        cmd.arg("--expect-sha256").arg(&job.expect_sha256);
+    let expect = match job.op {
+        Op::Upload => job.known_upload_sha256(index).unwrap_or_default(),
+        _ => job.expect_sha256.as_str(),
+    };
+    if !expect.is_empty() {
+        cmd.arg("--expect-sha256").arg(expect);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())

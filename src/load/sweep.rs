@@ -27,12 +27,18 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::load::content::{self, TestFile};
+use crate::load::content::{self, TestFile, UploadHashes};
 use crate::load::pool::{self, PoolOpts};
 use crate::load::report::{self, Row, Summary, CSV_HEADER};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
 use crate::server::Mode;
+
+/// The base of the upload seeds, the same in every scenario: client `i`
+/// uploads the same content each time, so its SHA-256 (which the client
+/// compares with the name the server gives it) is computed once per sweep
+/// and kept in `work/sha256`, not hashed again by every client.
+pub const UPLOAD_SEED: u64 = 1;
 
 #[derive(Debug, Clone)]
 pub struct SweepOpts {
@@ -224,10 +230,19 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         watch_signals(shared.clone())?;
     }
 
+    let mut hashes = UploadHashes::new(&sums);
     let t0 = Instant::now();
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.iter().enumerate() {
-        let result = run_scenario(opts, sc, &store, &files, &log_path, i, scenarios.len());
+        let result = run_scenario(
+            opts,
+            sc,
+            &store,
+            &files,
+            &log_path,
+            (i, scenarios.len()),
+            &mut hashes,
+        );
         if crate::load::interrupted() {
             // The signal watcher stopped this scenario's processes and ends the
             // process: this half-finished scenario gets no row.
@@ -308,6 +323,15 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     })?;
     writeln!(progress)?;
     report::write_table(progress, &rows)?;
+    if hashes.computed > 0 {
+        writeln!(
+            progress,
+            "\nupload contents hashed once for the sweep: {} ({:.1} s, outside the scenarios; kept in {})",
+            hashes.computed,
+            hashes.secs,
+            sums.display()
+        )?;
+    }
     writeln!(
         progress,
         "\n{} scenarios in {:.1} s, {}; CSV: {}",
@@ -358,10 +382,15 @@ fn run_scenario(
     store: &Path,
     files: &[TestFile],
     log: &Path,
-    index: usize,
-    total: usize,
+    (index, total): (usize, usize),
+    hashes: &mut UploadHashes,
 ) -> io::Result<Done> {
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    // Before the server starts: hashing is no part of the scenario.
+    let upload_sha256 = match sc.op {
+        Op::Upload => hashes.for_pool(UPLOAD_SEED, sc.clients, sc.volume.bytes)?,
+        _ => Vec::new(),
+    };
     let mut server = ServerProc::start(opts, sc, store, log, index, total)?;
     let mut popts = PoolOpts::new(
         sc.mode,
@@ -372,7 +401,8 @@ fn run_scenario(
     );
     popts.timeout = opts.client_timeout;
     popts.exe = opts.exe.clone();
-    popts.seed = index as u64 + 1;
+    popts.seed = UPLOAD_SEED;
+    popts.upload_sha256 = upload_sha256;
     let result = pool::run(&popts);
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
@@ -806,7 +836,8 @@ fn metadata(
         "client_pool": {
             "same_mode_as_server": true,
             "client_timeout_s": opts.client_timeout.as_secs_f64(),
-            "upload_seed": "scenario index (1-based) per scenario, per-client seeds derived from it",
+            "upload_seed": UPLOAD_SEED,
+            "upload_check": "the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256",
         },
         "test_files": files.iter().map(|f| json!({"name": f.name, "bytes": f.bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
         "argv": opts.argv,

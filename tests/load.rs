@@ -154,6 +154,24 @@ fn the_pool_in_both_modes_does_every_operation_against_every_server_mode() {
                         "{what}: children report their memory"
                     );
                 }
+                // Each client measured its own CPU (its thread's or its
+                // process's); the pool's is theirs plus its coordinator's.
+                assert!(
+                    r.results.iter().all(|c| c.cpu_s > 0.0),
+                    "{what}: {:?}",
+                    r.results
+                );
+                let clients_cpu: f64 = r.results.iter().map(|c| c.cpu_s).sum();
+                assert!(
+                    r.cpu_s >= clients_cpu,
+                    "{what}: {} < {clients_cpu}",
+                    r.cpu_s
+                );
+                assert!(
+                    r.pss.peak_kib > 0 && r.pss.samples >= 2,
+                    "{what}: {:?}",
+                    r.pss
+                );
             }
         }
         let stats = srv.client().stats().unwrap();
@@ -272,6 +290,14 @@ fn the_pool_command_prints_json_stays_in_its_memory_budget_and_exits_by_result()
                 peak > 0 && peak < budget,
                 "{mode} {op}: peak {peak} KiB, budget {budget} KiB"
             );
+            // PSS never exceeds RSS, and RSS never exceeds VmHWM since the
+            // pool reset it: the PSS peak stays under the VmHWM sum.
+            let pss = v["peak_pss_kib"].as_u64().unwrap();
+            assert!(
+                pss > 0 && pss <= peak,
+                "{mode} {op}: PSS {pss} KiB, VmHWM {peak} KiB"
+            );
+            assert!(v["cpu_s"].as_f64().unwrap() > 0.0, "{mode} {op}: {v}");
         }
     }
     // A port nobody listens on: every client fails to connect, exit 1.

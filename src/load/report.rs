@@ -153,6 +153,17 @@ pub fn write_text<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
         r.peak_rss_kib as f64 / 1024.0,
         r.memory_budget_kib as f64 / 1024.0
     )?;
+    writeln!(
+        w,
+        "peak PSS of the pool:    {:.1} MB (proportional set size summed over its processes, {} samples)",
+        r.pss.peak_kib as f64 / 1024.0,
+        r.pss.samples
+    )?;
+    writeln!(
+        w,
+        "CPU of the pool:         {:.3} s (user + system of the clients and the coordinating thread)",
+        r.cpu_s
+    )?;
     if s.failures.is_empty() {
         writeln!(w, "failures:                none")?;
     } else {
@@ -193,6 +204,8 @@ pub fn to_json(r: &PoolReport) -> serde_json::Value {
         "failures": failures,
         "peak_rss_kib": r.peak_rss_kib,
         "memory_budget_kib": r.memory_budget_kib,
+        "peak_pss_kib": r.pss.peak_kib,
+        "cpu_s": r.cpu_s,
     })
 }
 
@@ -304,6 +317,15 @@ mod tests {
             wall_s,
             peak_rss_kib: 1000,
             memory_budget_kib: 2000,
+            cpu_s: 0.5,
+            pss: crate::load::measure::PssPeak {
+                peak_kib: 800,
+                samples: 2,
+                cpu_s: 0.001,
+                secs: 0.1,
+                max_gap_s: 0.1,
+                raised_priority: false,
+            },
         }
     }
 
@@ -381,6 +403,8 @@ mod tests {
             text.contains("verification mismatch: 1 (e.g. sha differs)"),
             "{text}"
         );
+        assert!(text.contains("CPU of the pool:         0.500 s"), "{text}");
+        assert!(text.contains("peak PSS of the pool:    0.8 MB"), "{text}");
         let j = to_json(&r);
         assert_eq!(j["failures"]["verification mismatch"]["count"], 1);
         assert_eq!(j["fail"], 1);

@@ -12,7 +12,7 @@ use crate::load::pool::PoolReport;
 use crate::load::MIB;
 
 /// The sweep's CSV header, exactly.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 24] = [
     "timestamp",
     "mode",
     "server_pool",
@@ -33,6 +33,10 @@ pub const CSV_HEADER: [&str; 20] = [
     "aggregate_Bps",
     "bytes_verified",
     "errors",
+    "server_cpu_s",
+    "client_cpu_s",
+    "server_mem_mib",
+    "client_mem_mib",
 ];
 
 /// The numbers of one pool run.
@@ -225,10 +229,18 @@ pub struct Row {
     pub summary: Summary,
     pub server_success: u64,
     pub server_fail: u64,
+    /// CPU (user + system) of the server's process tree over the pool's run.
+    pub server_cpu_s: f64,
+    /// CPU of the client pool: its clients and its coordinating thread.
+    pub client_cpu_s: f64,
+    /// Peak PSS of the server's process tree over the pool's run, in MiB.
+    pub server_mem_mib: f64,
+    /// Peak PSS of the pool's process and its client processes, in MiB.
+    pub client_mem_mib: f64,
 }
 
 impl Row {
-    pub fn fields(&self) -> [String; 20] {
+    pub fn fields(&self) -> [String; 24] {
         let s = &self.summary;
         [
             self.timestamp.clone(),
@@ -251,6 +263,10 @@ impl Row {
             format!("{:.0}", s.aggregate_bps),
             s.bytes_verified.to_string(),
             s.errors_text(),
+            format!("{:.6}", self.server_cpu_s),
+            format!("{:.6}", self.client_cpu_s),
+            format!("{:.3}", self.server_mem_mib),
+            format!("{:.3}", self.client_mem_mib),
         ]
     }
 
@@ -295,6 +311,118 @@ pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()>
             r.server_success,
             r.server_fail
         )?;
+    }
+    Ok(())
+}
+
+/// Rows grouped by a key, in order of first appearance.
+fn groups<K: PartialEq>(rows: &[Row], key: impl Fn(&Row) -> K) -> Vec<(K, Vec<&Row>)> {
+    let mut out: Vec<(K, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let k = key(r);
+        match out.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(r),
+            None => out.push((k, vec![r])),
+        }
+    }
+    out
+}
+
+/// `mean (min-max)` of values, or `-` when there are none.
+fn mean_range(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let mean = v.iter().fold(0.0, |a, x| a + x) / v.len() as f64;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.3} ({min:.3}-{max:.3})")
+}
+
+/// The client pool's share of the CPU both sides used, in percent (`-` when
+/// neither used any the clock could see).
+fn pool_share(rows: &[&Row]) -> String {
+    let (srv, pool) = rows.iter().fold((0.0, 0.0), |(s, c), r| {
+        (s + r.server_cpu_s, c + r.client_cpu_s)
+    });
+    if srv + pool > 0.0 {
+        format!("{:.1} %", 100.0 * pool / (srv + pool))
+    } else {
+        "-".into()
+    }
+}
+
+/// Where the CPU went, after the sweep's table: per operation, the client
+/// pool's share of the CPU of both sides, with a warning when the generator
+/// used more than the server in most scenarios; per (mode, operation), the
+/// CPU-seconds each side spent per GB of verified file data.
+pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
+    writeln!(
+        w,
+        "CPU, user + system (server: its process tree; pool: its clients and coordinating thread):"
+    )?;
+    writeln!(
+        w,
+        "{:<9} {:>9} {:>13} {:>11} {:>10} {:>14}",
+        "operation", "scenarios", "server CPU s", "pool CPU s", "pool share", "pool > server"
+    )?;
+    let mut warnings = Vec::new();
+    for (op, g) in groups(rows, |r| r.operation.clone()) {
+        let srv = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
+        let pool = g.iter().fold(0.0, |a, r| a + r.client_cpu_s);
+        let heavier = g.iter().filter(|r| r.client_cpu_s > r.server_cpu_s).count();
+        writeln!(
+            w,
+            "{:<9} {:>9} {:>13.3} {:>11.3} {:>10} {:>14}",
+            op,
+            g.len(),
+            srv,
+            pool,
+            pool_share(&g),
+            format!("{heavier} of {}", g.len())
+        )?;
+        if 2 * heavier > g.len() {
+            warnings.push(format!(
+                "WARNING: {op}: the client pool used more CPU than the server in {heavier} of {} \
+                 scenarios: the results then describe the generator as much as the server.",
+                g.len()
+            ));
+        }
+    }
+    for m in &warnings {
+        writeln!(w, "{m}")?;
+    }
+    let per_gb = |r: &Row, cpu: f64| cpu / (r.summary.bytes_verified as f64 / 1e9);
+    writeln!(
+        w,
+        "\nCPU-seconds per GB of verified file data (GB = 10^9 bytes), mean (min-max) over scenarios:"
+    )?;
+    writeln!(
+        w,
+        "{:<8} {:<9} {:>9} {:>27} {:>27} {:>10}",
+        "mode", "operation", "scenarios", "server CPU-s/GB", "pool CPU-s/GB", "pool share"
+    )?;
+    let data = |r: &&Row| r.operation != "list" && r.summary.bytes_verified > 0;
+    for ((mode, op), g) in groups(rows, |r| (r.mode.clone(), r.operation.clone())) {
+        let g: Vec<&Row> = g.into_iter().filter(data).collect();
+        if g.is_empty() {
+            continue;
+        }
+        let srv: Vec<f64> = g.iter().map(|r| per_gb(r, r.server_cpu_s)).collect();
+        let pool: Vec<f64> = g.iter().map(|r| per_gb(r, r.client_cpu_s)).collect();
+        writeln!(
+            w,
+            "{:<8} {:<9} {:>9} {:>27} {:>27} {:>10}",
+            mode,
+            op,
+            g.len(),
+            mean_range(&srv),
+            mean_range(&pool),
+            pool_share(&g)
+        )?;
+    }
+    if rows.iter().any(|r| r.operation == "list") {
+        writeln!(w, "(list moves no file data: it has no per-GB line)")?;
     }
     Ok(())
 }
@@ -369,9 +497,19 @@ mod tests {
             summary: s.clone(),
             server_success: 0,
             server_fail: 0,
+            server_cpu_s: 0.0,
+            client_cpu_s: 0.0,
+            server_mem_mib: 1.5,
+            client_mem_mib: 2.25,
         };
         let f = row.fields();
         assert_eq!((f[6].as_str(), f[7].as_str()), ("0.000000", "0"), "{f:?}");
+        assert_eq!(f.len(), CSV_HEADER.len());
+        assert_eq!(
+            &f[20..],
+            ["0.000000", "0.000000", "1.500", "2.250"],
+            "the four measurement columns, after the first 20"
+        );
         assert_eq!(
             to_json(&report(vec![], 0.001))["avg_time_s"].to_string(),
             "0.0"
@@ -408,5 +546,77 @@ mod tests {
         let j = to_json(&r);
         assert_eq!(j["failures"]["verification mismatch"]["count"], 1);
         assert_eq!(j["fail"], 1);
+        assert_eq!(
+            (j["cpu_s"].as_f64(), j["peak_pss_kib"].as_u64()),
+            (Some(0.5), Some(800))
+        );
+    }
+
+    /// A row of `bytes` verified bytes with the given CPU on each side.
+    fn cpu_row(mode: &str, op: &str, bytes: u64, server_cpu_s: f64, client_cpu_s: f64) -> Row {
+        let mut s = Summary::of(&report(vec![ok(0, 1.0)], 1.0));
+        s.bytes_verified = bytes;
+        Row {
+            timestamp: "t".into(),
+            mode: mode.into(),
+            server_pool: 5,
+            operation: op.into(),
+            volume: "100MB".into(),
+            client_pool: 5,
+            summary: s,
+            server_success: 5,
+            server_fail: 0,
+            server_cpu_s,
+            client_cpu_s,
+            server_mem_mib: 10.0,
+            client_mem_mib: 20.0,
+        }
+    }
+
+    #[test]
+    fn the_cpu_table_gives_shares_per_gb_and_warns_when_the_pool_outworks_the_server() {
+        let rows = vec![
+            // download: the pool heavier in 2 of 3 scenarios -> a warning.
+            cpu_row("thread", "download", 2_000_000_000, 1.0, 3.0),
+            cpu_row("thread", "download", 2_000_000_000, 2.0, 3.0),
+            cpu_row("process", "download", 1_000_000_000, 3.0, 1.0),
+            // upload: heavier in 1 of 2 only -> no warning.
+            cpu_row("thread", "upload", 1_000_000_000, 2.0, 1.0),
+            cpu_row("thread", "upload", 1_000_000_000, 1.0, 2.0),
+            cpu_row("thread", "list", 5_000, 0.01, 0.03),
+        ];
+        let mut out = Vec::new();
+        write_cpu_table(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line {start:?} in\n{text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // 7 s of pool CPU out of 13 s.
+        assert_eq!(line("download "), "download 3 6.000 7.000 53.8 % 2 of 3");
+        assert_eq!(line("upload "), "upload 2 3.000 3.000 50.0 % 1 of 2");
+        assert_eq!(line("list "), "list 1 0.010 0.030 75.0 % 1 of 1");
+        assert!(text.contains("WARNING: download: the client pool used more CPU than the server in 2 of 3 scenarios"), "{text}");
+        assert!(text.contains("WARNING: list:"), "{text}");
+        assert!(!text.contains("WARNING: upload"), "{text}");
+        assert!(text.contains("GB = 10^9 bytes"), "{text}");
+        // Per GB: 0.5 and 1.0 s/GB on the server, 1.5 and 1.5 in the pool.
+        assert_eq!(
+            line("thread   download"),
+            "thread download 2 0.750 (0.500-1.000) 1.500 (1.500-1.500) 66.7 %"
+        );
+        assert_eq!(
+            line("process  download"),
+            "process download 1 3.000 (3.000-3.000) 1.000 (1.000-1.000) 25.0 %"
+        );
+        assert_eq!(
+            line("thread   upload"),
+            "thread upload 2 1.500 (1.000-2.000) 1.500 (1.000-2.000) 50.0 %"
+        );
+        assert!(!text.contains("thread   list"), "{text}");
     }
 }

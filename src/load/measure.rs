@@ -214,11 +214,12 @@ struct Control {
     watch: Vec<Watch>,
     stop: bool,
     soon: bool,
+    samples: u64,
 }
 
-/// A background thread that sums the PSS of a set of processes at its start,
-/// every [`SAMPLE_PERIOD`], when asked ([`PssSampler::sample_soon`]) and at
-/// its end, and keeps the largest sum.
+/// A background thread that sums the PSS of a set of processes at its start
+/// (before [`PssSampler::start`] returns), every [`SAMPLE_PERIOD`], when asked
+/// ([`PssSampler::sample_soon`]) and at its end, and keeps the largest sum.
 ///
 /// It runs as a thread of its own so that its CPU can be told apart (the
 /// pool counts its client threads' CPU, not the process's).
@@ -234,6 +235,7 @@ impl PssSampler {
                 watch,
                 stop: false,
                 soon: false,
+                samples: 0,
             }),
             Condvar::new(),
         ));
@@ -242,7 +244,21 @@ impl PssSampler {
             .name("pss-sampler".into())
             .stack_size(128 * 1024)
             .spawn(move || sample_loop(&s))?;
-        Ok(PssSampler { shared, handle })
+        let me = PssSampler { shared, handle };
+        // The first sample is the one at the start: taken before the caller
+        // starts what is measured, however late the thread gets to run.
+        let mut c = me.control();
+        while c.samples == 0 && !me.handle.is_finished() {
+            // Bounded, so that a sampler thread that died cannot hold us.
+            c = me
+                .shared
+                .1
+                .wait_timeout(c, SAMPLE_PERIOD)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(c);
+        Ok(me)
     }
 
     fn control(&self) -> std::sync::MutexGuard<'_, Control> {
@@ -309,6 +325,10 @@ fn sample_loop(shared: &(Mutex<Control>, Condvar)) -> PssPeak {
         samples += 1;
         if stop {
             break;
+        }
+        if samples == 1 {
+            lock().samples = 1;
+            shared.1.notify_all();
         }
         // On a fixed grid, so that slow samples do not lower the rate.
         let now = Instant::now();
@@ -394,15 +414,35 @@ mod tests {
         assert_eq!(parse_status_kib(text, "VmSwap:"), None);
     }
 
+    /// A `cat` that has echoed a line back: past its exec, waiting on stdin,
+    /// alive until its stdin closes.
+    fn running_cat() -> std::process::Child {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.as_mut().unwrap().write_all(b"up\n").unwrap();
+        let mut line = [0u8; 3];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut line)
+            .unwrap();
+        assert_eq!(&line, b"up\n");
+        child
+    }
+
+    fn end(mut child: std::process::Child) {
+        drop(child.stdin.take());
+        child.wait().unwrap();
+    }
+
     #[test]
     fn a_child_is_in_its_parents_tree_and_counted_once() {
         let me = std::process::id();
-        // `cat` waits on its stdin: alive until we close it.
-        let mut child = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = running_cat();
         let t = tree(me);
         assert_eq!(t[0], me);
         assert!(t.contains(&child.id()), "{t:?}");
@@ -410,10 +450,10 @@ mod tests {
         assert_eq!(unique.len(), t.len(), "{t:?}");
         assert_eq!(tree(child.id()), vec![child.id()]);
         assert!(pss_kib(child.id()).unwrap() > 0);
-        assert!(tree_pss_kib(me) >= pss_kib(me).unwrap());
-        child.stdin.take().unwrap().write_all(b"x").unwrap();
-        child.wait().unwrap();
-        assert_eq!(pss_kib(child.id()), None);
+        assert!(tree_pss_kib(me) > 0);
+        let pid = child.id();
+        end(child);
+        assert_eq!(pss_kib(pid), None);
     }
 
     #[test]
@@ -455,18 +495,15 @@ mod tests {
 
     #[test]
     fn the_sampler_sums_processes_added_later() {
-        let mut child = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = running_cat();
         let own = pss_kib(child.id()).unwrap();
-        // Only the child: what it sums is the child's PSS, not ours.
+        // Only the child, from the second sample on (the first, of nothing,
+        // is taken before `start` returns): the peak is the child's PSS.
         let s = PssSampler::start(Vec::new()).unwrap();
         s.add(Watch::Process(child.id()));
         let p = s.finish();
-        child.stdin.take().unwrap().write_all(b"x").unwrap();
-        child.wait().unwrap();
+        end(child);
+        assert!(p.samples >= 2, "{p:?}");
         assert!(
             p.peak_kib > 0 && p.peak_kib < own * 4,
             "{p:?}, cat alone {own} KiB"

@@ -214,7 +214,8 @@ struct Control {
     watch: Vec<Watch>,
     stop: bool,
     soon: bool,
-    samples: u64,
+    /// The start sample is taken.
+    started: bool,
 }
 
 /// A background thread that sums the PSS of a set of processes at its start
@@ -235,7 +236,7 @@ impl PssSampler {
                 watch,
                 stop: false,
                 soon: false,
-                samples: 0,
+                started: false,
             }),
             Condvar::new(),
         ));
@@ -248,7 +249,7 @@ impl PssSampler {
         // The first sample is the one at the start: taken before the caller
         // starts what is measured, however late the thread gets to run.
         let mut c = me.control();
-        while c.samples == 0 && !me.handle.is_finished() {
+        while !c.started && !me.handle.is_finished() {
             // Bounded, so that a sampler thread that died cannot hold us.
             c = me
                 .shared
@@ -327,10 +328,11 @@ fn sample_loop(shared: &(Mutex<Control>, Condvar)) -> PssPeak {
             break;
         }
         if samples == 1 {
-            lock().samples = 1;
+            lock().started = true;
             shared.1.notify_all();
         }
-        // On a fixed grid, so that slow samples do not lower the rate.
+        // On a fixed grid: a slow sample does not push the later ones back
+        // (a point already past is skipped, and shows in `max_gap_s`).
         let now = Instant::now();
         while next <= now {
             next += SAMPLE_PERIOD;

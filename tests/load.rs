@@ -154,6 +154,24 @@ fn the_pool_in_both_modes_does_every_operation_against_every_server_mode() {
                         "{what}: children report their memory"
                     );
                 }
+                // Each client measured its own CPU (its thread's or its
+                // process's); the pool's is theirs plus its coordinator's.
+                assert!(
+                    r.results.iter().all(|c| c.cpu_s > 0.0),
+                    "{what}: {:?}",
+                    r.results
+                );
+                let clients_cpu: f64 = r.results.iter().map(|c| c.cpu_s).sum();
+                assert!(
+                    r.cpu_s >= clients_cpu,
+                    "{what}: {} < {clients_cpu}",
+                    r.cpu_s
+                );
+                assert!(
+                    r.pss.peak_kib > 0 && r.pss.samples >= 2,
+                    "{what}: {:?}",
+                    r.pss
+                );
             }
         }
         let stats = srv.client().stats().unwrap();
@@ -310,6 +328,14 @@ fn the_pool_command_prints_json_stays_in_its_memory_budget_and_exits_by_result()
                 peak > 0 && peak < budget,
                 "{mode} {op}: peak {peak} KiB, budget {budget} KiB"
             );
+            // PSS never exceeds RSS, and RSS never exceeds VmHWM since the
+            // pool reset it: the PSS peak stays under the VmHWM sum.
+            let pss = v["peak_pss_kib"].as_u64().unwrap();
+            assert!(
+                pss > 0 && pss <= peak,
+                "{mode} {op}: PSS {pss} KiB, VmHWM {peak} KiB"
+            );
+            assert!(v["cpu_s"].as_f64().unwrap() > 0.0, "{mode} {op}: {v}");
         }
     }
     // A port nobody listens on: every client fails to connect, exit 1.
@@ -384,7 +410,7 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
     assert_eq!(header, CSV_HEADER);
     assert_eq!(
         std::fs::read_to_string(&csv).unwrap().lines().next().unwrap(),
-        "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors"
+        "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors,server_cpu_s,client_cpu_s,server_mem_mib,client_mem_mib"
     );
     assert_eq!(rows.len(), 81 * modes.len());
     if modes.len() == 2 {
@@ -407,6 +433,14 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
             assert_eq!(num(r, "bytes_verified"), clients * vol.bytes, "{r:?}");
         }
         for f in ["avg_time_s", "p50_s", "p90_s", "p99_s", "max_s", "wall_s"] {
+            assert!(col(r, f).parse::<f64>().unwrap() > 0.0, "{f} in {r:?}");
+        }
+        // Scenarios this short may use less CPU than a clock tick; both
+        // sides always have memory.
+        for f in ["server_cpu_s", "client_cpu_s"] {
+            assert!(col(r, f).parse::<f64>().unwrap() >= 0.0, "{f} in {r:?}");
+        }
+        for f in ["server_mem_mib", "client_mem_mib"] {
             assert!(col(r, f).parse::<f64>().unwrap() > 0.0, "{f} in {r:?}");
         }
     }
@@ -444,6 +478,95 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
         ["file_100KB.bin", "file_10KB.bin", "file_50KB.bin"]
     );
     assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn every_transfer_row_measures_cpu_and_memory_on_both_sides() {
+    let modes = server_modes("measuring sweep");
+    let modes_arg: Vec<&str> = modes.iter().map(|m| m.name()).collect();
+    let dir = TempDir::new("measured");
+    // 3 x 64 MB each way: enough work that the server's CPU shows at the
+    // resolution of /proc/PID/stat (a clock tick, 10 ms).
+    let out = Command::new(BIN)
+        .args(["sweep", "--modes", &modes_arg.join(" ")])
+        .args(["--ops", "download upload", "--volumes", "64"])
+        .args(["--clients", "3", "--servers", "3", "--no-fsync"])
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{progress}");
+    let csv = only_csv_in(&dir.path().join("results"));
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, CSV_HEADER);
+    assert_eq!(
+        &header[20..],
+        [
+            "server_cpu_s",
+            "client_cpu_s",
+            "server_mem_mib",
+            "client_mem_mib"
+        ]
+    );
+    assert_eq!(rows.len(), 2 * modes.len());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
+    let vmhwm = meta["vmhwm_kib"].as_array().unwrap();
+    assert_eq!(vmhwm.len(), rows.len(), "{meta}");
+    let col = |r: &csv::StringRecord, name: &str| -> f64 {
+        r[CSV_HEADER.iter().position(|h| *h == name).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    for (i, r) in rows.iter().enumerate() {
+        for f in [
+            "server_cpu_s",
+            "client_cpu_s",
+            "server_mem_mib",
+            "client_mem_mib",
+        ] {
+            assert!(col(r, f) > 0.0, "{f} in {r:?}");
+        }
+        // A PSS sum never exceeds the VmHWM sum of the same processes (the
+        // CSV rounds MiB to 3 decimals: 1 KiB of slack).
+        let h = &vmhwm[i];
+        assert_eq!(h["scenario"], i + 1);
+        for (side, key) in [("server_mem_mib", "server"), ("client_mem_mib", "pool")] {
+            let kib = col(r, side) * 1024.0;
+            assert!(
+                kib <= h[key].as_f64().unwrap() + 1.0,
+                "{side} {kib} KiB over VmHWM {h} in {r:?}"
+            );
+        }
+        for side in ["server", "pool"] {
+            let sampler = &meta["pss_sampler"][i][side];
+            assert!(sampler["samples"].as_u64().unwrap() >= 2, "{sampler}");
+        }
+    }
+    let lines: Vec<&str> = progress.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), rows.len());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("cpu srv ") && l.contains(" PSS MB srv ")),
+        "{progress}"
+    );
+    // The CPU table after the sweep's table.
+    assert!(progress.contains("GB = 10^9 bytes"), "{progress}");
+    for op in ["download", "upload"] {
+        for m in &modes_arg {
+            assert!(
+                progress
+                    .lines()
+                    .any(|l| l.split_whitespace().take(2).eq([*m, op]) && l.contains('%')),
+                "no CPU-s/GB line for {m} {op}:\n{progress}"
+            );
+        }
+    }
 }
 
 /// Processes still running (not zombies) whose environment holds `FSBENCH_TEST_MARK=mark`.

@@ -760,3 +760,21 @@ fn tail(srv: &Server) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
+
+#[test]
+fn a_pool_of_50_idle_workers_has_a_pss_sum_below_its_vmhwm_sum() {
+    use fsbench::load::measure;
+    let mut srv = start(50);
+    let tree = measure::tree(srv.pid());
+    assert_eq!(tree.len(), 51, "the acceptor and its workers: {tree:?}");
+    // Pages shared after fork (the binary, the libraries, the acceptor's
+    // memory before it forked) count once per process in VmHWM, 1/51 in PSS.
+    let pss = measure::tree_pss_kib(srv.pid());
+    let hwm = measure::tree_peak_rss_kib(srv.pid());
+    assert!(
+        pss > 0 && pss < hwm,
+        "PSS sum {pss} KiB, VmHWM sum {hwm} KiB"
+    );
+    srv.signal(libc::SIGTERM);
+    exits_0_with_its_workers(&mut srv, &tree);
+}

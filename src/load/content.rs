@@ -188,7 +188,9 @@ impl UploadHashes {
         }
         let path = self.dir.join(format!("upload-{seed:016x}-{len}.sha256"));
         let kept = std::fs::read_to_string(&path).ok().filter(|h| {
-            h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         });
         let h = match kept {
             Some(h) => h,

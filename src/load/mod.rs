@@ -2,6 +2,7 @@
 //! (`fsbench sweep`, `make stress`) and the deterministic test content both use.
 //!
 //! - [`content`]: per-seed content generated while it streams, the test files;
+//! - [`measure`]: CPU and memory of both sides' processes, from `/proc` and `getrusage`;
 //! - [`pool`]: N clients (threads or child processes) doing one operation each;
 //! - [`sweep`]: the scenario matrix, one fresh server per scenario, the CSV;
 //! - [`report`]: summaries and their printers (text, JSON, CSV);
@@ -13,9 +14,12 @@
 
 pub mod cli;
 pub mod content;
+pub mod measure;
 pub mod pool;
 pub mod report;
 pub mod sweep;
+
+pub use measure::{child_pids, peak_rss_kib, proc_status_kib};
 
 use std::fmt;
 use std::sync::Mutex;
@@ -140,39 +144,6 @@ where
         return Err(format!("{what}: empty list"));
     }
     Ok(items)
-}
-
-/// Peak resident set size (VmHWM) of a process, in KiB; 0 when unknown.
-pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
-    proc_status_kib(pid, "VmHWM:")
-}
-
-/// A KiB field (`VmRSS:`, `VmHWM:`, ...) of `/proc/<pid>/status` (this process
-/// for `None`); 0 when unknown.
-pub fn proc_status_kib(pid: Option<u32>, field: &str) -> u64 {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/status"),
-        None => "/proc/self/status".to_string(),
-    };
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Pids of the direct children of a process (from every thread's `children`).
-pub fn child_pids(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
-        }
-    }
-    out
 }
 
 /// Processes this module started and has not reaped yet (servers, pool

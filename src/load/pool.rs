@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError};
 use crate::load::content::{self, Content};
+use crate::load::measure::{PssPeak, PssSampler, Watch};
 use crate::load::{Op, Volume, MIB};
 use crate::server::Mode;
 
@@ -94,6 +95,9 @@ pub struct ClientResult {
     pub message: Option<String>,
     /// Peak RSS of the client's own process (process mode), in KiB.
     pub peak_rss_kib: u64,
+    /// CPU time (user + system) of the client: its thread's in thread mode,
+    /// its whole process's in process mode, in seconds.
+    pub cpu_s: f64,
 }
 
 impl ClientResult {
@@ -107,6 +111,7 @@ impl ClientResult {
             "cause": self.cause,
             "message": self.message,
             "peak_rss_kib": self.peak_rss_kib,
+            "cpu_s": self.cpu_s,
         })
         .to_string()
     }
@@ -122,6 +127,7 @@ impl ClientResult {
             cause: v["cause"].as_str().map(String::from),
             message: v["message"].as_str().map(String::from),
             peak_rss_kib: v["peak_rss_kib"].as_u64().unwrap_or(0),
+            cpu_s: v["cpu_s"].as_f64().unwrap_or(0.0),
         })
     }
 
@@ -149,6 +155,12 @@ pub struct PoolReport {
     /// VmHWM of the pool process plus that of every child, in KiB.
     pub peak_rss_kib: u64,
     pub memory_budget_kib: u64,
+    /// CPU time of the clients (threads or processes) plus the pool's
+    /// coordinating thread, in seconds; the memory sampler's is not in it.
+    pub cpu_s: f64,
+    /// Peak of the PSS summed over the pool's process and its client
+    /// processes, sampled over the run (and what the sampling cost).
+    pub pss: PssPeak,
 }
 
 impl PoolReport {
@@ -305,10 +317,17 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
     // Peak RSS from here on (Linux >= 4.0; best effort): when the pool runs
     // inside a longer-lived process, its earlier peaks do not count.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let (results, wall_s, children_kib) = match opts.mode {
-        Mode::Thread => run_threads(&job, opts.clients)?,
-        Mode::Process => run_processes(&job, opts)?,
+    let cpu0 = thread_cpu_s();
+    let sampler = PssSampler::start(vec![Watch::Process(std::process::id())])?;
+    let ran = match opts.mode {
+        Mode::Thread => run_threads(&job, opts.clients, &sampler),
+        Mode::Process => run_processes(&job, opts, &sampler),
     };
+    let pss = sampler.finish();
+    let (results, wall_s, children_kib) = ran?;
+    let cpu_s = results
+        .iter()
+        .fold(thread_cpu_s() - cpu0, |a, r| a + r.cpu_s);
     Ok(PoolReport {
         mode: opts.mode,
         op: opts.op,
@@ -319,7 +338,15 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         wall_s,
         peak_rss_kib: crate::load::peak_rss_kib(None) + children_kib,
         memory_budget_kib: memory_budget_kib(opts.clients),
+        cpu_s,
+        pss,
     })
+}
+
+/// The calling thread's CPU time so far, in seconds (0 if the kernel cannot
+/// tell, which Linux always can).
+fn thread_cpu_s() -> f64 {
+    crate::sys::thread_cpu_time().map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A start line: clients arrive and wait; the pool opens it once all arrived.
@@ -353,7 +380,11 @@ impl Gate {
     }
 }
 
-fn run_threads(job: &ClientJob, n: usize) -> io::Result<(Vec<ClientResult>, f64, u64)> {
+fn run_threads(
+    job: &ClientJob,
+    n: usize,
+    sampler: &PssSampler,
+) -> io::Result<(Vec<ClientResult>, f64, u64)> {
     let gate = Arc::new(Gate::default());
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
@@ -363,12 +394,16 @@ fn run_threads(job: &ClientJob, n: usize) -> io::Result<(Vec<ClientResult>, f64,
             .stack_size(256 * 1024)
             .spawn(move || {
                 g.arrive_and_wait();
-                j.run(i)
+                let mut r = j.run(i);
+                // Per thread: the process's CPU would include the sampler's.
+                r.cpu_s = thread_cpu_s();
+                r
             });
         handles.push(spawned.map_err(|e| e.to_string()));
     }
     let started = handles.iter().filter(|h| h.is_ok()).count();
     let t0 = gate.open_when(started);
+    sampler.sample_soon();
     let results = handles
         .into_iter()
         .enumerate()
@@ -444,11 +479,17 @@ fn read_line(w: &mut Worker) -> io::Result<String> {
     Ok(line.trim_end().to_string())
 }
 
-fn run_processes(job: &ClientJob, opts: &PoolOpts) -> io::Result<(Vec<ClientResult>, f64, u64)> {
+fn run_processes(
+    job: &ClientJob,
+    opts: &PoolOpts,
+    sampler: &PssSampler,
+) -> io::Result<(Vec<ClientResult>, f64, u64)> {
     let n = opts.clients;
     let mut workers: Vec<Result<Worker, String>> = (0..n)
         .map(|i| {
-            spawn_worker(job, &opts.exe, i).map_err(|e| format!("cannot start client process: {e}"))
+            spawn_worker(job, &opts.exe, i)
+                .inspect(|w| sampler.add(Watch::Process(w.child.id())))
+                .map_err(|e| format!("cannot start client process: {e}"))
         })
         .collect();
     // The barrier: every child is up and waiting before any starts.
@@ -469,6 +510,8 @@ fn run_processes(job: &ClientJob, opts: &PoolOpts) -> io::Result<(Vec<ClientResu
             let _ = s.write_all(b"G");
         }
     }
+    // Every child is up: a run shorter than the sampling period still sees them.
+    sampler.sample_soon();
     let mut results = Vec::with_capacity(n);
     let mut children_kib = 0;
     for (i, w) in workers.iter_mut().enumerate() {
@@ -510,6 +553,7 @@ pub fn worker_main(job: &ClientJob, index: usize) -> io::Result<()> {
     }
     let mut r = job.run(index);
     r.peak_rss_kib = crate::load::peak_rss_kib(None);
+    r.cpu_s = crate::sys::process_cpu_time().map_or(0.0, |d| d.as_secs_f64());
     writeln!(out, "{}", r.to_json())?;
     out.flush()
 }

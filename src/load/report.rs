@@ -12,7 +12,7 @@ use crate::load::pool::PoolReport;
 use crate::load::MIB;
 
 /// The sweep's CSV header, exactly.
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 24] = [
     "timestamp",
     "mode",
     "server_pool",
@@ -33,6 +33,10 @@ pub const CSV_HEADER: [&str; 20] = [
     "aggregate_Bps",
     "bytes_verified",
     "errors",
+    "server_cpu_s",
+    "client_cpu_s",
+    "server_mem_mib",
+    "client_mem_mib",
 ];
 
 /// The numbers of one pool run.
@@ -153,6 +157,17 @@ pub fn write_text<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
         r.peak_rss_kib as f64 / 1024.0,
         r.memory_budget_kib as f64 / 1024.0
     )?;
+    writeln!(
+        w,
+        "peak PSS of the pool:    {:.1} MB (proportional set size summed over its processes, {} samples)",
+        r.pss.peak_kib as f64 / 1024.0,
+        r.pss.samples
+    )?;
+    writeln!(
+        w,
+        "CPU of the pool:         {:.3} s (user + system of the clients and the coordinating thread)",
+        r.cpu_s
+    )?;
     if s.failures.is_empty() {
         writeln!(w, "failures:                none")?;
     } else {
@@ -193,6 +208,8 @@ pub fn to_json(r: &PoolReport) -> serde_json::Value {
         "failures": failures,
         "peak_rss_kib": r.peak_rss_kib,
         "memory_budget_kib": r.memory_budget_kib,
+        "peak_pss_kib": r.pss.peak_kib,
+        "cpu_s": r.cpu_s,
     })
 }
 
@@ -212,10 +229,18 @@ pub struct Row {
     pub summary: Summary,
     pub server_success: u64,
     pub server_fail: u64,
+    /// CPU (user + system) of the server's process tree over the pool's run.
+    pub server_cpu_s: f64,
+    /// CPU of the client pool: its clients and its coordinating thread.
+    pub client_cpu_s: f64,
+    /// Peak PSS of the server's process tree over the pool's run, in MiB.
+    pub server_mem_mib: f64,
+    /// Peak PSS of the pool's process and its client processes, in MiB.
+    pub client_mem_mib: f64,
 }
 
 impl Row {
-    pub fn fields(&self) -> [String; 20] {
+    pub fn fields(&self) -> [String; 24] {
         let s = &self.summary;
         [
             self.timestamp.clone(),
@@ -238,6 +263,10 @@ impl Row {
             format!("{:.0}", s.aggregate_bps),
             s.bytes_verified.to_string(),
             s.errors_text(),
+            format!("{:.6}", self.server_cpu_s),
+            format!("{:.6}", self.client_cpu_s),
+            format!("{:.3}", self.server_mem_mib),
+            format!("{:.3}", self.client_mem_mib),
         ]
     }
 
@@ -286,6 +315,153 @@ pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()>
     Ok(())
 }
 
+/// Rows grouped by a key, in order of first appearance.
+fn groups<K: PartialEq>(rows: &[Row], key: impl Fn(&Row) -> K) -> Vec<(K, Vec<&Row>)> {
+    let mut out: Vec<(K, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        let k = key(r);
+        match out.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(r),
+            None => out.push((k, vec![r])),
+        }
+    }
+    out
+}
+
+/// `mean (min-max)` of values, or `-` when there are none.
+fn mean_range(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let mean = v.iter().fold(0.0, |a, x| a + x) / v.len() as f64;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mean:.3} ({min:.3}-{max:.3})")
+}
+
+/// The client pool's share of the CPU both sides used, in percent (`-` when
+/// neither used any the clock could see).
+fn pool_share(rows: &[&Row]) -> String {
+    let (srv, pool) = rows.iter().fold((0.0, 0.0), |(s, c), r| {
+        (s + r.server_cpu_s, c + r.client_cpu_s)
+    });
+    if srv + pool > 0.0 {
+        format!("{:.1} %", 100.0 * pool / (srv + pool))
+    } else {
+        "-".into()
+    }
+}
+
+/// Where the CPU went, after the sweep's table: per operation, the client
+/// pool's share of the CPU of both sides, with a warning when the generator
+/// used more than the server in most scenarios; per (mode, operation), the
+/// CPU-seconds each side spent per GB of verified file data.
+pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
+    writeln!(
+        w,
+        "CPU, user + system (server: its process tree; pool: its clients and coordinating thread):"
+    )?;
+    writeln!(
+        w,
+        "{:<9} {:>9} {:>13} {:>11} {:>10} {:>14}",
+        "operation", "scenarios", "server CPU s", "pool CPU s", "pool share", "pool > server"
+    )?;
+    // The server's CPU is read in clock ticks (a difference of two readings
+    // is off by less than one tick), the pool's to the microsecond: the pool
+    // is heavier only when it is by more than that.
+    let tick = 1.0 / crate::sys::clock_ticks_per_sec() as f64;
+    let mut warnings = Vec::new();
+    for (op, g) in groups(rows, |r| r.operation.clone()) {
+        let srv = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
+        let pool = g.iter().fold(0.0, |a, r| a + r.client_cpu_s);
+        let heavier = g
+            .iter()
+            .filter(|r| r.client_cpu_s > r.server_cpu_s + tick)
+            .count();
+        writeln!(
+            w,
+            "{:<9} {:>9} {:>13.3} {:>11.3} {:>10} {:>14}",
+            op,
+            g.len(),
+            srv,
+            pool,
+            pool_share(&g),
+            format!("{heavier} of {}", g.len())
+        )?;
+        if 2 * heavier > g.len() {
+            warnings.push(format!(
+                "WARNING: {op}: the client pool used more CPU than the server in {heavier} of {} \
+                 scenarios: the results then describe the generator as much as the server.",
+                g.len()
+            ));
+        }
+    }
+    writeln!(
+        w,
+        "(pool > server: by more than the server's clock resolution, {:.0} ms)",
+        tick * 1000.0
+    )?;
+    for m in &warnings {
+        writeln!(w, "{m}")?;
+    }
+    let per_gb = |r: &Row, cpu: f64| cpu / (r.summary.bytes_verified as f64 / 1e9);
+    writeln!(
+        w,
+        "\nCPU-seconds per GB of verified file data (GB = 10^9 bytes), mean (min-max) over scenarios:"
+    )?;
+    writeln!(
+        w,
+        "{:<8} {:<9} {:>9} {:>8} {:>12} {:>27} {:>27} {:>10}",
+        "mode",
+        "operation",
+        "scenarios",
+        "GB",
+        "server CPU s",
+        "server CPU-s/GB",
+        "pool CPU-s/GB",
+        "pool share"
+    )?;
+    let data = |r: &&Row| r.operation != "list" && r.summary.bytes_verified > 0;
+    let mut coarse = false;
+    for ((mode, op), g) in groups(rows, |r| (r.mode.clone(), r.operation.clone())) {
+        let g: Vec<&Row> = g.into_iter().filter(data).collect();
+        if g.is_empty() {
+            continue;
+        }
+        let srv: Vec<f64> = g.iter().map(|r| per_gb(r, r.server_cpu_s)).collect();
+        let pool: Vec<f64> = g.iter().map(|r| per_gb(r, r.client_cpu_s)).collect();
+        let gb = g
+            .iter()
+            .fold(0.0, |a, r| a + r.summary.bytes_verified as f64 / 1e9);
+        let srv_total = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
+        coarse |= srv_total < 100.0 * tick;
+        writeln!(
+            w,
+            "{:<8} {:<9} {:>9} {:>8.3} {:>12.2} {:>27} {:>27} {:>10}",
+            mode,
+            op,
+            g.len(),
+            gb,
+            srv_total,
+            mean_range(&srv),
+            mean_range(&pool),
+            pool_share(&g)
+        )?;
+    }
+    if coarse {
+        writeln!(
+            w,
+            "(the server's CPU is counted in clock ticks of {:.0} ms: a line whose server CPU s \
+             is under 100 ticks is coarse)",
+            tick * 1000.0
+        )?;
+    }
+    if rows.iter().any(|r| r.operation == "list") {
+        writeln!(w, "(list moves no file data: it has no per-GB line)")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +480,15 @@ mod tests {
             wall_s,
             peak_rss_kib: 1000,
             memory_budget_kib: 2000,
+            cpu_s: 0.5,
+            pss: crate::load::measure::PssPeak {
+                peak_kib: 800,
+                samples: 2,
+                cpu_s: 0.001,
+                secs: 0.1,
+                max_gap_s: 0.1,
+                raised_priority: false,
+            },
         }
     }
 
@@ -347,9 +532,19 @@ mod tests {
             summary: s.clone(),
             server_success: 0,
             server_fail: 0,
+            server_cpu_s: 0.0,
+            client_cpu_s: 0.0,
+            server_mem_mib: 1.5,
+            client_mem_mib: 2.25,
         };
         let f = row.fields();
         assert_eq!((f[6].as_str(), f[7].as_str()), ("0.000000", "0"), "{f:?}");
+        assert_eq!(f.len(), CSV_HEADER.len());
+        assert_eq!(
+            &f[20..],
+            ["0.000000", "0.000000", "1.500", "2.250"],
+            "the four measurement columns, after the first 20"
+        );
         assert_eq!(
             to_json(&report(vec![], 0.001))["avg_time_s"].to_string(),
             "0.0"
@@ -381,8 +576,92 @@ mod tests {
             text.contains("verification mismatch: 1 (e.g. sha differs)"),
             "{text}"
         );
+        assert!(text.contains("CPU of the pool:         0.500 s"), "{text}");
+        assert!(text.contains("peak PSS of the pool:    0.8 MB"), "{text}");
         let j = to_json(&r);
         assert_eq!(j["failures"]["verification mismatch"]["count"], 1);
         assert_eq!(j["fail"], 1);
+        assert_eq!(
+            (j["cpu_s"].as_f64(), j["peak_pss_kib"].as_u64()),
+            (Some(0.5), Some(800))
+        );
+    }
+
+    /// A row of `bytes` verified bytes with the given CPU on each side.
+    fn cpu_row(mode: &str, op: &str, bytes: u64, server_cpu_s: f64, client_cpu_s: f64) -> Row {
+        let mut s = Summary::of(&report(vec![ok(0, 1.0)], 1.0));
+        s.bytes_verified = bytes;
+        Row {
+            timestamp: "t".into(),
+            mode: mode.into(),
+            server_pool: 5,
+            operation: op.into(),
+            volume: "100MB".into(),
+            client_pool: 5,
+            summary: s,
+            server_success: 5,
+            server_fail: 0,
+            server_cpu_s,
+            client_cpu_s,
+            server_mem_mib: 10.0,
+            client_mem_mib: 20.0,
+        }
+    }
+
+    #[test]
+    fn the_cpu_table_gives_shares_per_gb_and_warns_when_the_pool_outworks_the_server() {
+        let rows = vec![
+            // download: the pool heavier in 2 of 3 scenarios -> a warning.
+            cpu_row("thread", "download", 2_000_000_000, 1.0, 3.0),
+            cpu_row("thread", "download", 2_000_000_000, 2.0, 3.0),
+            cpu_row("process", "download", 1_000_000_000, 3.0, 1.0),
+            // upload: heavier in 1 of 2 only -> no warning.
+            cpu_row("thread", "upload", 1_000_000_000, 2.0, 1.0),
+            cpu_row("thread", "upload", 1_000_000_000, 1.0, 2.0),
+            cpu_row("thread", "list", 5_000, 0.01, 0.03),
+            // Within the server clock's resolution (a tick is at most 10 ms
+            // with USER_HZ >= 100): not heavier.
+            cpu_row("process", "list", 5_000, 0.0, 0.004),
+            cpu_row("process", "list", 5_000, 0.0, 0.002),
+        ];
+        let mut out = Vec::new();
+        write_cpu_table(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = |start: &str| {
+            text.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line {start:?} in\n{text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // 7 s of pool CPU out of 13 s.
+        assert_eq!(line("download "), "download 3 6.000 7.000 53.8 % 2 of 3");
+        assert_eq!(line("upload "), "upload 2 3.000 3.000 50.0 % 1 of 2");
+        assert_eq!(line("list "), "list 3 0.010 0.036 78.3 % 1 of 3");
+        assert!(text.contains("WARNING: download: the client pool used more CPU than the server in 2 of 3 scenarios"), "{text}");
+        assert!(!text.contains("WARNING: list"), "{text}");
+        assert!(!text.contains("WARNING: upload"), "{text}");
+        assert!(text.contains("GB = 10^9 bytes"), "{text}");
+        // Per GB: 0.5 and 1.0 s/GB on the server, 1.5 and 1.5 in the pool.
+        assert_eq!(
+            line("thread   download"),
+            "thread download 2 4.000 3.00 0.750 (0.500-1.000) 1.500 (1.500-1.500) 66.7 %"
+        );
+        assert_eq!(
+            line("process  download"),
+            "process download 1 1.000 3.00 3.000 (3.000-3.000) 1.000 (1.000-1.000) 25.0 %"
+        );
+        assert_eq!(
+            line("thread   upload"),
+            "thread upload 2 2.000 3.00 1.500 (1.000-2.000) 1.500 (1.000-2.000) 50.0 %"
+        );
+        assert!(!text.contains("is coarse"), "{text}");
+        let mut out = Vec::new();
+        let small = [cpu_row("thread", "upload", 10_000_000, 0.05, 0.1)];
+        write_cpu_table(&mut out, &small).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("is coarse"), "{text}");
+        assert!(!text.contains("thread   list"), "{text}");
     }
 }

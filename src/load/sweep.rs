@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 
 use crate::client::Client;
 use crate::load::content::{self, TestFile, UploadHashes};
+use crate::load::measure::{self, PssPeak, PssSampler, Watch};
 use crate::load::pool::{self, PoolOpts};
 use crate::load::report::{self, Row, Summary, CSV_HEADER};
 use crate::load::{Op, Volume};
@@ -277,18 +278,37 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             w.write_record(row.fields())?;
             w.flush()?;
         }
-        shared.update_meta(|m| m["scenarios_done"] = json!(i + 1))?;
-        let (server_mb, pool_mb) = (
-            done.server_peak_kib as f64 / 1024.0,
-            done.pool_peak_kib as f64 / 1024.0,
-        );
+        shared.update_meta(|m| {
+            m["scenarios_done"] = json!(i + 1);
+            let hwm = json!({
+                "scenario": i + 1,
+                "server": done.server_peak_kib,
+                "pool": done.pool_peak_kib,
+            });
+            push(m, "vmhwm_kib", hwm);
+            let cost = |p: &PssPeak| {
+                json!({
+                    "samples": p.samples,
+                    "secs": p.secs,
+                    "cpu_s": p.cpu_s,
+                    "max_gap_s": p.max_gap_s,
+                    "raised_priority": p.raised_priority,
+                })
+            };
+            let sampled = json!({
+                "scenario": i + 1,
+                "server": cost(&done.sampled[0]),
+                "pool": cost(&done.sampled[1]),
+            });
+            push(m, "pss_sampler", sampled);
+        })?;
         let done = i + 1;
         let elapsed = t0.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (scenarios.len() - done) as f64;
         let s = &row.summary;
         writeln!(
             progress,
-            "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} peak MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
+            "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} cpu srv {:.2} s / pool {:.2} s PSS MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
             scenarios.len(),
             row.mode,
             row.server_pool,
@@ -302,8 +322,10 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             s.avg_time_s,
             s.p99_s,
             report::mbps(s.aggregate_bps),
-            server_mb,
-            pool_mb,
+            row.server_cpu_s,
+            row.client_cpu_s,
+            row.server_mem_mib,
+            row.client_mem_mib,
             elapsed,
             eta,
             if s.failures.is_empty() {
@@ -323,6 +345,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     })?;
     writeln!(progress)?;
     report::write_table(progress, &rows)?;
+    writeln!(progress)?;
+    report::write_cpu_table(progress, &rows)?;
     if hashes.computed > 0 {
         writeln!(
             progress,
@@ -392,6 +416,10 @@ fn run_scenario(
         _ => Vec::new(),
     };
     let mut server = ServerProc::start(opts, sc, store, log, index, total)?;
+    // The server's CPU and memory over the pool's run: from here to the
+    // pool's end it does nothing but serve the pool.
+    let server_cpu0 = measure::tree_cpu_ticks(server.pid);
+    let sampler = PssSampler::start(vec![Watch::Tree(server.pid)])?;
     let mut popts = PoolOpts::new(
         sc.mode,
         sc.op,
@@ -404,6 +432,8 @@ fn run_scenario(
     popts.seed = UPLOAD_SEED;
     popts.upload_sha256 = upload_sha256;
     let result = pool::run(&popts);
+    let server_pss = sampler.finish();
+    let server_cpu_ticks = measure::tree_cpu_ticks(server.pid).saturating_sub(server_cpu0);
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
         Err(_) => Ok((0, 0)),
@@ -431,18 +461,33 @@ fn run_scenario(
             summary: Summary::of(&rep),
             server_success,
             server_fail,
+            server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
+            client_cpu_s: rep.cpu_s,
+            server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
+            client_mem_mib: rep.pss.peak_kib as f64 / 1024.0,
         },
         server_peak_kib,
         pool_peak_kib: rep.peak_rss_kib,
+        sampled: [server_pss, rep.pss],
     })
 }
 
-/// A finished scenario: its CSV row and what the progress line adds.
+/// A finished scenario: its CSV row and what the metadata adds.
 struct Done {
     row: Row,
     /// VmHWM of the server and its worker processes, summed.
     server_peak_kib: u64,
     pool_peak_kib: u64,
+    /// The server's and the pool's PSS samplers (their cost).
+    sampled: [PssPeak; 2],
+}
+
+/// Appends to an array of the metadata.
+fn push(meta: &mut Value, key: &str, v: Value) {
+    match meta[key].as_array_mut() {
+        Some(a) => a.push(v),
+        None => meta[key] = json!([v]),
+    }
 }
 
 /// Removes everything in the store but the test files (of every volume, not
@@ -605,13 +650,9 @@ impl ServerProc {
         }
     }
 
-    /// Peak RSS (VmHWM) of the server plus its child processes, in KiB.
+    /// Peak RSS (VmHWM) of the server plus its descendants, in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let kids = crate::load::child_pids(self.pid);
-        std::iter::once(self.pid)
-            .chain(kids)
-            .map(|p| crate::load::peak_rss_kib(Some(p)))
-            .sum()
+        measure::tree_peak_rss_kib(self.pid)
     }
 
     /// SIGTERM, then waits for the exit; after `limit`, SIGKILL.
@@ -706,13 +747,7 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
 
 /// Whether a process is still running (a zombie has finished).
 fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    measure::stat(pid).is_some_and(|s| s.running())
 }
 
 /// SIGTERM to every tracked child, then waits for them (bounded) and kills
@@ -839,6 +874,18 @@ fn metadata(
             "upload_seed": UPLOAD_SEED,
             "upload_check": "the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256",
         },
+        "measurement": {
+            "server_cpu_s": "utime + stime + cutime + cstime of /proc/PID/stat over the server and its descendants, from just before the pool starts to just after it ends",
+            "client_cpu_s": "getrusage: RUSAGE_THREAD of each client thread (thread mode) or RUSAGE_SELF of each client process (process mode), plus the pool's coordinating thread",
+            "mem_mib": "peak of the summed PSS (Pss: of /proc/PID/smaps_rollup) of each side's processes, sampled at the start, every 100 ms, once all clients are up, and at the end of the pool's run",
+            "pss_sampler": "per scenario and side: samples taken, seconds covered, the sampler thread's own CPU, the longest gap between samples, whether it ran at the raised priority",
+            "pss_sampler_nice": measure::SAMPLER_NICE,
+            "vmhwm_kib": "VmHWM summed over each side's processes: counts pages shared after fork once per process",
+            "clock_ticks_per_s": crate::sys::clock_ticks_per_sec(),
+            "pss_sample_period_s": measure::SAMPLE_PERIOD.as_secs_f64(),
+        },
+        "vmhwm_kib": [],
+        "pss_sampler": [],
         "test_files": files.iter().map(|f| json!({"name": f.name, "bytes": f.bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
         "argv": opts.argv,
     })

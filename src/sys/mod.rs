@@ -205,3 +205,35 @@ pub fn clock_ticks_per_sec() -> u64 {
         100
     }
 }
+
+/// CPU time (user + system) the calling thread has used so far.
+pub fn thread_cpu_time() -> io::Result<std::time::Duration> {
+    rusage_cpu(libc::RUSAGE_THREAD)
+}
+
+/// CPU time (user + system) of this process, all its threads, so far (not
+/// its children).
+pub fn process_cpu_time() -> io::Result<std::time::Duration> {
+    rusage_cpu(libc::RUSAGE_SELF)
+}
+
+fn rusage_cpu(who: libc::c_int) -> io::Result<std::time::Duration> {
+    // SAFETY: a zeroed rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    syscall!(getrusage(who, &mut ru))?;
+    let d = |t: libc::timeval| {
+        std::time::Duration::new(
+            t.tv_sec.max(0) as u64,
+            (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
+        )
+    };
+    Ok(d(ru.ru_utime) + d(ru.ru_stime))
+}
+
+/// Sets the nice value of the calling thread alone (Linux applies
+/// `setpriority` to a thread id). Below 0 needs CAP_SYS_NICE or RLIMIT_NICE.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: gettid has no memory effects.
+    let tid = unsafe { libc::gettid() };
+    syscall!(setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)).map(drop)
+}

@@ -742,13 +742,7 @@ fn settle_fds(s: &Srv) -> usize {
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start after ')'.
-    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    // After ')': [0] is the state (field 3 of proc(5)); utime (14) and stime (15) are [11] and [12].
-    n(11) + n(12)
+    fsbench::load::measure::stat(pid).map_or(0, |s| s.utime + s.stime)
 }
 
 /// One probe: connect, LIST, valid OK, within the bound.

@@ -1490,3 +1490,49 @@ mod cli {
         }
     }
 }
+
+/// GET reads files through maps: a file cut short in place by another
+/// program while it is being sent must end that answer (never zeros sent as
+/// content, never a crash), and the server serves everyone else on.
+#[test]
+fn a_file_cut_short_while_it_is_sent_ends_that_answer_and_the_server_serves_on() {
+    for mode in ["thread", "process"] {
+        let mut srv = Server::start(&["--mode", mode, "--pool", "2"]);
+        let path = srv.root.join("cut.bin");
+        let full: u64 = 64 << 20;
+        std::fs::File::create(&path).unwrap().set_len(full).unwrap();
+        std::fs::write(srv.root.join("other.txt"), b"still here").unwrap();
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(b"GET cut.bin\n").unwrap();
+        // The answer has begun; the server now waits on a full socket, far
+        // from the end of the file, with part of it mapped.
+        let mut got = vec![0u8; 64 * 1024];
+        s.read_exact(&mut got).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        s.read_to_end(&mut got).unwrap();
+        let text_len = full.div_ceil(3) * 4;
+        assert!(
+            (got.len() as u64) < text_len && !got.ends_with(b"\"}\r\n\r\n"),
+            "{mode}: the answer of a file cut short must not look complete ({} bytes)",
+            got.len()
+        );
+        // Everyone else is served: a GET of another file and a LIST.
+        let mut other = Vec::new();
+        srv.client().get("other.txt", &mut other).unwrap();
+        assert_eq!(other, b"still here", "{mode}");
+        assert!(srv
+            .client()
+            .list()
+            .unwrap()
+            .contains(&"cut.bin".to_string()));
+        let log = srv.log_text();
+        assert!(!log.contains("panicked"), "{mode}: {log}");
+        assert!(srv.stop(T).success(), "{mode}: {log}");
+    }
+}

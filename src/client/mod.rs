@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::protocol::base64::{encode_chunk, LineDecoder};
+use crate::protocol::base64::{encode_chunk, B64Error, LineDecoder};
 use crate::protocol::request::quote_arg;
 use crate::protocol::{detect_extension, hex, read_full, ReadBuf, TERMINATOR};
 
@@ -286,18 +286,27 @@ impl Client {
         let mut decoder = LineDecoder::new();
         let mut out = Vec::with_capacity(self.buf.capacity());
         let mut text_len: u64 = 0;
+        let bad = |e: B64Error| ClientError::Verify(format!("GET {name}: {e}"));
         loop {
-            let quote = self.buf.find_byte(b'"');
+            // Base64 holds no '"': a piece that decodes whole does not hold
+            // the content's closing quote, so only a piece that fails is
+            // searched for it (and decoded again up to it).
+            let before = decoder.clone();
             let p = self.pending();
-            let (chunk, done) = match quote {
-                Some(i) => (&p[..i], Some(i)),
-                None => (p, None),
-            };
-            text_len += chunk.len() as u64;
             out.clear();
-            decoder
-                .feed(chunk, &mut out)
-                .map_err(|e| ClientError::Verify(format!("GET {name}: {e}")))?;
+            let done = match decoder.feed(p, &mut out) {
+                Ok(()) => None,
+                Err(e) => {
+                    let Some(i) = memchr::memchr(b'"', p) else {
+                        return Err(bad(e));
+                    };
+                    decoder = before;
+                    out.clear();
+                    decoder.feed(&p[..i], &mut out).map_err(bad)?;
+                    Some(i)
+                }
+            };
+            text_len += done.unwrap_or(p.len()) as u64;
             sink.write_all(&out)?;
             match done {
                 Some(i) => {
@@ -311,9 +320,7 @@ impl Client {
                 }
             }
         }
-        let bytes = decoder
-            .finish_line()
-            .map_err(|e| ClientError::Verify(format!("GET {name}: {e}")))?;
+        let bytes = decoder.finish_line().map_err(bad)?;
         let expected_max = text_len / 4 * 3;
         if bytes > expected_max || bytes + 2 < expected_max {
             return Err(ClientError::Verify(format!(

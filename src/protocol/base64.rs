@@ -56,7 +56,7 @@ fn in_alphabet(b: u8) -> bool {
 }
 
 /// Decodes one line of base64 given in pieces.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LineDecoder {
     pending: [u8; 4],
     npending: usize,

@@ -19,14 +19,17 @@ use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::json::{self, Obj};
 use crate::protocol::request::inline_upload_head;
 use crate::protocol::{
-    check_name, detect_extension, empty_lines_len, hex, parse_request, read_full, Limits, ReadBuf,
-    Request, END_UPLOAD, READY,
+    check_name, detect_extension, empty_lines_len, hex, parse_request, Limits, ReadBuf, Request,
+    END_UPLOAD, READY,
 };
 use crate::server::stats::Report;
 use crate::store::{Store, TempFile};
+use crate::sys::file::Window;
 
-/// Raw bytes read per GET chunk: a multiple of 3, so chunks encode independently.
+/// Raw bytes encoded per GET write: a multiple of 3, so chunks encode independently.
 const GET_CHUNK: usize = 192 * 1024;
+/// Bytes of a file mapped at a time: a multiple of the page size and of GET_CHUNK.
+const MAP_WINDOW: usize = 16 * GET_CHUNK;
 /// Read buffer beyond the line limit.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -503,20 +506,33 @@ impl UploadSink {
 
 /// Streams a GET response: the head, the base64 of the file in chunks, then
 /// the last chunk with the tail and terminator in one write.
+///
+/// The file is read through maps of a few MiB at a time (no copy into a
+/// buffer, and memory bounded whatever the size). A file cut short by
+/// another program while it is sent ends the connection without the tail:
+/// the client sees an incomplete answer, never zeros as content.
 fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
-    let (mut file, _size) = ctx.store.open_read(name)?;
+    let (file, size) = ctx.store.open_read(name)?;
     c.send(json::get_head(name).as_bytes())?;
-    let mut raw = vec![0u8; GET_CHUNK];
     let mut out = Vec::with_capacity(GET_CHUNK / 3 * 4 + json::GET_TAIL.len());
-    loop {
-        let n = read_full(&mut file, &mut raw)?;
-        out.clear();
-        encode_chunk(&raw[..n], &mut out);
-        if n < raw.len() {
-            out.extend_from_slice(json::GET_TAIL);
+    let mut offset: u64 = 0;
+    while offset < size {
+        let len = (size - offset).min(MAP_WINDOW as u64) as usize;
+        let window = Window::new(&file, offset, len)?;
+        let last = offset + len as u64 == size;
+        for chunk in (0..len).step_by(GET_CHUNK) {
+            let end = (chunk + GET_CHUNK).min(len);
+            out.clear();
+            window.read(|b| encode_chunk(&b[chunk..end], &mut out))?;
+            if last && end == len {
+                out.extend_from_slice(json::GET_TAIL);
+            }
             c.send(&out)?;
-            return Ok(());
         }
-        c.send(&out)?;
+        offset += len as u64;
     }
+    if size == 0 {
+        c.send(json::GET_TAIL)?;
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ REPEAT  ?= 1
 SWEEP_FLAGS ?=
 SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
 
-.PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick bench bench-cpu
+.PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick bench bench-cpu bench-codec
 
 help:
 	@echo "make build                     release build of target/release/fsbench"
@@ -32,6 +32,7 @@ help:
 	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
 	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
 	@echo "make bench                      10 and 100 MB, 1 and 50 clients, server pool 5, each twice (about 2 min)"
+	@echo "make bench-codec                one core's GB/s for base64, line search, content and SHA-256, old way and new"
 	@echo "make bench-cpu                  CPU-seconds per GB on each side: download and upload, 100 MB x 5 clients, server pool 5, 3 times"
 
 build:
@@ -54,6 +55,11 @@ stress-quick: build
 
 bench: build
 	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes "10 100" --clients "1 50" --servers 5 --repeat 2 $(SWEEP_FLAGS)
+
+# A benchmark, not a test: each piece of a transfer on one core, the way it
+# was done before and the way it is done now (examples/codec.rs).
+bench-codec:
+	$(CARGO) run --release --example codec
 
 # A benchmark, not a test: where the CPU goes. The sweep ends with the table
 # of each side's CPU-seconds per GB (mean and min-max over the 3 repeats).

@@ -29,7 +29,7 @@ use crate::sys::file::Window;
 /// Raw bytes encoded per GET write: a multiple of 3, so chunks encode independently.
 const GET_CHUNK: usize = 192 * 1024;
 /// Bytes of a file mapped at a time: a multiple of the page size and of GET_CHUNK.
-const MAP_WINDOW: usize = 16 * GET_CHUNK;
+const MAP_WINDOW: usize = 4 * GET_CHUNK;
 /// Read buffer beyond the line limit.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -507,8 +507,8 @@ impl UploadSink {
 /// Streams a GET response: the head, the base64 of the file in chunks, then
 /// the last chunk with the tail and terminator in one write.
 ///
-/// The file is read through maps of a few MiB at a time (no copy into a
-/// buffer, and memory bounded whatever the size). A file cut short by
+/// The file is read through maps of `MAP_WINDOW` bytes at a time (no copy
+/// into a buffer, and memory bounded whatever the size). A file cut short by
 /// another program while it is sent ends the connection without the tail:
 /// the client sees an incomplete answer, never zeros as content.
 fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {

@@ -5,15 +5,21 @@
 //! - [`server`]: the `mio` acceptor, the connection handler and the two worker pools;
 //! - [`client`]: the client library;
 //! - [`load`]: the client pool and the scenario sweep;
+//! - [`launch`]: starting, tracking, measuring and stopping the processes they run;
+//! - [`results`]: the typed CSV row and metadata a sweep writes and reads back;
+//! - [`scenario`]: operations and volumes, the words a scenario is named with;
 //! - [`cli`]: the command line of the `fsbench` binary;
 //! - [`sys`]: the one module with `unsafe` and `libc`.
 
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod launch;
 pub mod load;
 pub mod log;
 pub mod protocol;
+pub mod results;
+pub mod scenario;
 pub mod server;
 pub mod store;
 pub mod sys;

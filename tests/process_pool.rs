@@ -763,7 +763,7 @@ fn tail(srv: &Server) -> String {
 
 #[test]
 fn a_pool_of_50_idle_workers_has_a_pss_sum_below_its_vmhwm_sum() {
-    use fsbench::load::measure;
+    use fsbench::launch::measure;
     let mut srv = start(50);
     let tree = measure::tree(srv.pid());
     assert_eq!(tree.len(), 51, "the acceptor and its workers: {tree:?}");

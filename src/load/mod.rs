@@ -2,223 +2,22 @@
 //! (`fsbench sweep`, `make stress`) and the deterministic test content both use.
 //!
 //! - [`content`]: per-seed content generated while it streams, the test files;
-//! - [`measure`]: CPU and memory of both sides' processes, from `/proc` and `getrusage`;
 //! - [`pool`]: N clients (threads or child processes) doing one operation each;
 //! - [`sweep`]: the scenario matrix, one fresh server per scenario, the CSV;
-//! - [`report`]: summaries and their printers (text, JSON, CSV);
+//! - [`report`]: summaries and their printers (text, JSON, the sweep's tables);
 //! - [`cli`]: the flags of `pool`, `sweep` and `gen-files`.
 //!
 //! Every entry point is a `run(opts)` function so tests drive it in-process.
 //! This module never holds a whole file in memory and never leaves a process
-//! it started running after it returns.
+//! it started running after it returns: processes are started and stopped
+//! through [`crate::launch`], rows and metadata written through
+//! [`crate::results`].
 
 pub mod cli;
 pub mod content;
-pub mod measure;
 pub mod pool;
 pub mod report;
 pub mod sweep;
 
-pub use measure::{child_pids, peak_rss_kib, proc_status_kib};
-
-use std::fmt;
-use std::sync::Mutex;
-
-/// One operation of the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Download,
-    Upload,
-    List,
-}
-
-impl Op {
-    pub const ALL: [Op; 3] = [Op::Download, Op::Upload, Op::List];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Download => "download",
-            Op::Upload => "upload",
-            Op::List => "list",
-        }
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Op {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Op, String> {
-        match s {
-            "download" => Ok(Op::Download),
-            "upload" => Ok(Op::Upload),
-            "list" => Ok(Op::List),
-            _ => Err(format!(
-                "unknown operation {s:?} (download, upload or list)"
-            )),
-        }
-    }
-}
-
-pub const KIB: u64 = 1024;
-pub const MIB: u64 = 1024 * 1024;
-
-/// A transfer size. 1 MB = 1048576 bytes, 1 KB = 1024 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Volume {
-    pub bytes: u64,
-}
-
-impl Volume {
-    pub fn mb(n: u64) -> Volume {
-        Volume { bytes: n * MIB }
-    }
-
-    pub fn kb(n: u64) -> Volume {
-        Volume { bytes: n * KIB }
-    }
-
-    /// `10MB`, `100KB` or `1234B`: the largest unit that divides the size.
-    pub fn label(self) -> String {
-        if self.bytes.is_multiple_of(MIB) {
-            format!("{}MB", self.bytes / MIB)
-        } else if self.bytes.is_multiple_of(KIB) {
-            format!("{}KB", self.bytes / KIB)
-        } else {
-            format!("{}B", self.bytes)
-        }
-    }
-}
-
-impl fmt::Display for Volume {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label())
-    }
-}
-
-impl std::str::FromStr for Volume {
-    type Err = String;
-    /// A bare number is in MB (`10`, `0.5`); a suffix names the unit:
-    /// `MB`/`M`, `KB`/`K`, `B`.
-    fn from_str(s: &str) -> Result<Volume, String> {
-        let t = s.trim();
-        let upper = t.to_ascii_uppercase();
-        let (num, unit) = if let Some(n) = upper.strip_suffix("MB").or(upper.strip_suffix('M')) {
-            (n, MIB)
-        } else if let Some(n) = upper.strip_suffix("KB").or(upper.strip_suffix('K')) {
-            (n, KIB)
-        } else if let Some(n) = upper.strip_suffix('B') {
-            (n, 1)
-        } else {
-            (upper.as_str(), MIB)
-        };
-        let v: f64 = num
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid volume {s:?} (e.g. 10, 10MB, 100KB)"))?;
-        let bytes = (v * unit as f64).round();
-        if !(1.0..1e15).contains(&bytes) {
-            return Err(format!("volume {s:?} must be a positive size"));
-        }
-        Ok(Volume {
-            bytes: bytes as u64,
-        })
-    }
-}
-
-/// Splits a list flag (`"1 5 50"`, `"1,5,50"`) and parses each item.
-pub fn parse_list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String>
-where
-    T::Err: fmt::Display,
-{
-    let items: Vec<T> = s
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|x| !x.is_empty())
-        .map(|x| x.parse::<T>().map_err(|e| format!("{what}: {e}")))
-        .collect::<Result<_, _>>()?;
-    if items.is_empty() {
-        return Err(format!("{what}: empty list"));
-    }
-    Ok(items)
-}
-
-/// Processes this module started and has not reaped yet (servers, pool
-/// children), so that an interrupted sweep can stop them all before it exits.
-struct Tracked {
-    interrupted: bool,
-    pids: Vec<u32>,
-}
-
-static TRACKED: Mutex<Tracked> = Mutex::new(Tracked {
-    interrupted: false,
-    pids: Vec::new(),
-});
-
-fn tracked() -> std::sync::MutexGuard<'static, Tracked> {
-    TRACKED.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Spawns `cmd` and records the child, atomically with respect to an
-/// interrupt: once one is under way, nothing new starts.
-pub(crate) fn spawn_tracked(
-    cmd: &mut std::process::Command,
-) -> std::io::Result<std::process::Child> {
-    let mut t = tracked();
-    if t.interrupted {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Interrupted,
-            "interrupted: not starting anything new",
-        ));
-    }
-    let child = cmd.spawn()?;
-    t.pids.push(child.id());
-    Ok(child)
-}
-
-/// Forgets a child once it has been waited for.
-pub(crate) fn untrack(pid: u32) {
-    tracked().pids.retain(|&p| p != pid);
-}
-
-/// Whether a signal watcher is stopping the process.
-pub(crate) fn interrupted() -> bool {
-    tracked().interrupted
-}
-
-/// Marks the process as interrupted and returns the children still tracked.
-pub(crate) fn interrupt_all() -> Vec<u32> {
-    let mut t = tracked();
-    t.interrupted = true;
-    t.pids.clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volumes_parse_and_label() {
-        assert_eq!("10".parse::<Volume>().unwrap(), Volume::mb(10));
-        assert_eq!("10MB".parse::<Volume>().unwrap(), Volume::mb(10));
-        assert_eq!("100kb".parse::<Volume>().unwrap(), Volume::kb(100));
-        assert_eq!("0.5".parse::<Volume>().unwrap(), Volume::kb(512));
-        assert_eq!("1000B".parse::<Volume>().unwrap().bytes, 1000);
-        assert!("0".parse::<Volume>().is_err());
-        assert!("-3".parse::<Volume>().is_err());
-        assert!("ten".parse::<Volume>().is_err());
-        assert_eq!(Volume::mb(100).label(), "100MB");
-        assert_eq!(Volume::kb(50).label(), "50KB");
-        assert_eq!(Volume { bytes: 1000 }.label(), "1000B");
-    }
-
-    #[test]
-    fn lists_split_on_spaces_and_commas() {
-        assert_eq!(parse_list::<usize>("1 5,50", "x").unwrap(), vec![1, 5, 50]);
-        assert!(parse_list::<usize>("  ", "x").is_err());
-        assert!(parse_list::<Op>("download,put", "x").is_err());
-    }
-}
+pub use crate::launch::measure::{child_pids, peak_rss_kib, proc_status_kib};
+pub use crate::scenario::{parse_list, Op, Volume, KIB, MIB};

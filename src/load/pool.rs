@@ -14,14 +14,16 @@
 //! SHA-256 name. Memory stays bounded whatever the volume.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError};
 use crate::load::content::{self, Content};
-use crate::load::measure::{PssPeak, PssSampler, Watch};
+use crate::launch::measure::{PssPeak, PssSampler, Watch};
+use crate::launch::process::Spawned;
+use crate::launch::Launcher;
 use crate::load::{Op, Volume, MIB};
 use crate::server::Mode;
 
@@ -417,63 +419,58 @@ fn run_threads(
     Ok((results, t0.elapsed().as_secs_f64(), 0))
 }
 
-struct Worker {
-    child: Child,
+/// One client of a process-mode pool: a `pool-worker` child with its start
+/// pipe (stdin) and its result pipe (stdout). Dropped early (it never got
+/// ready), it is killed: never left behind.
+struct ClientProcess {
+    proc: Spawned,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // After a normal run the child is already reaped; after an early
-        // error (it never got ready) it is killed: never leave one behind.
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-        crate::load::untrack(self.child.id());
-    }
-}
-
-fn spawn_worker(job: &ClientJob, exe: &PathBuf, index: usize) -> io::Result<Worker> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("pool-worker")
-        .arg("--operation")
-        .arg(job.op.name())
-        .arg("--bytes")
-        .arg(job.bytes.to_string())
-        .arg("--addr")
-        .arg(&job.addr)
-        .arg("--timeout")
-        .arg(job.timeout.as_secs_f64().to_string())
-        .arg("--file")
-        .arg(&job.file)
-        .arg("--seed")
-        .arg(job.seed.to_string())
-        .arg("--index")
-        .arg(index.to_string());
+fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientProcess> {
+    let mut args: Vec<String> = [
+        "--operation",
+        job.op.name(),
+        "--bytes",
+        &job.bytes.to_string(),
+        "--addr",
+        &job.addr,
+        "--timeout",
+        &job.timeout.as_secs_f64().to_string(),
+        "--file",
+        &job.file,
+        "--seed",
+        &job.seed.to_string(),
+        "--index",
+        &index.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let expect = match job.op {
         Op::Upload => job.known_upload_sha256(index).unwrap_or_default(),
         _ => job.expect_sha256.as_str(),
     };
     if !expect.is_empty() {
-        cmd.arg("--expect-sha256").arg(expect);
+        args.push("--expect-sha256".into());
+        args.push(expect.into());
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    crate::sys::die_with_parent(&mut cmd, crate::sys::SIGKILL);
-    let mut child = crate::load::spawn_tracked(&mut cmd)?;
+    let mut cmd = Launcher::local(exe).pool_client_command(&args);
+    let mut proc = Spawned::start(&mut cmd, crate::sys::SIGKILL)?;
+    let child = proc
+        .child_mut()
+        .ok_or_else(|| io::Error::other("no child"))?;
     let stdin = child.stdin.take();
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    Ok(Worker {
-        child,
+    Ok(ClientProcess {
+        proc,
         stdin,
         stdout,
     })
 }
 
-fn read_line(w: &mut Worker) -> io::Result<String> {
+fn read_line(w: &mut ClientProcess) -> io::Result<String> {
     let mut line = String::new();
     w.stdout.read_line(&mut line)?;
     Ok(line.trim_end().to_string())
@@ -485,10 +482,10 @@ fn run_processes(
     sampler: &PssSampler,
 ) -> io::Result<(Vec<ClientResult>, f64, u64)> {
     let n = opts.clients;
-    let mut workers: Vec<Result<Worker, String>> = (0..n)
+    let mut workers: Vec<Result<ClientProcess, String>> = (0..n)
         .map(|i| {
-            spawn_worker(job, &opts.exe, i)
-                .inspect(|w| sampler.add(Watch::Process(w.child.id())))
+            spawn_client(job, &opts.exe, i)
+                .inspect(|w| sampler.add(Watch::Process(w.proc.pid())))
                 .map_err(|e| format!("cannot start client process: {e}"))
         })
         .collect();
@@ -530,7 +527,7 @@ fn run_processes(
     let wall = t0.elapsed().as_secs_f64();
     for (i, w) in workers.into_iter().enumerate() {
         if let Ok(mut worker) = w {
-            let st = worker.child.wait()?;
+            let st = worker.proc.wait()?;
             if !st.success() && results[i].ok {
                 results[i] = ClientResult::failed(i, "client process", format!("exited with {st}"));
             }

@@ -9,35 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::load::pool::PoolReport;
-use crate::load::MIB;
-
-/// The sweep's CSV header, exactly.
-pub const CSV_HEADER: [&str; 24] = [
-    "timestamp",
-    "mode",
-    "server_pool",
-    "operation",
-    "volume",
-    "client_pool",
-    "avg_time_s",
-    "throughput_Bps",
-    "success",
-    "fail",
-    "server_success",
-    "server_fail",
-    "p50_s",
-    "p90_s",
-    "p99_s",
-    "max_s",
-    "wall_s",
-    "aggregate_Bps",
-    "bytes_verified",
-    "errors",
-    "server_cpu_s",
-    "client_cpu_s",
-    "server_mem_mib",
-    "client_mem_mib",
-];
+use crate::results::Row;
+use crate::scenario::{Op, MIB};
 
 /// The numbers of one pool run.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,64 +190,6 @@ pub fn write_json<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
     writeln!(w, "{}", to_json(r))
 }
 
-/// One row of the sweep's CSV.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub timestamp: String,
-    pub mode: String,
-    pub server_pool: usize,
-    pub operation: String,
-    pub volume: String,
-    pub client_pool: usize,
-    pub summary: Summary,
-    pub server_success: u64,
-    pub server_fail: u64,
-    /// CPU (user + system) of the server's process tree over the pool's run.
-    pub server_cpu_s: f64,
-    /// CPU of the client pool: its clients and its coordinating thread.
-    pub client_cpu_s: f64,
-    /// Peak PSS of the server's process tree over the pool's run, in MiB.
-    pub server_mem_mib: f64,
-    /// Peak PSS of the pool's process and its client processes, in MiB.
-    pub client_mem_mib: f64,
-}
-
-impl Row {
-    pub fn fields(&self) -> [String; 24] {
-        let s = &self.summary;
-        [
-            self.timestamp.clone(),
-            self.mode.clone(),
-            self.server_pool.to_string(),
-            self.operation.clone(),
-            self.volume.clone(),
-            self.client_pool.to_string(),
-            format!("{:.6}", s.avg_time_s),
-            format!("{:.0}", s.throughput_bps),
-            s.success.to_string(),
-            s.fail.to_string(),
-            self.server_success.to_string(),
-            self.server_fail.to_string(),
-            format!("{:.6}", s.p50_s),
-            format!("{:.6}", s.p90_s),
-            format!("{:.6}", s.p99_s),
-            format!("{:.6}", s.max_s),
-            format!("{:.6}", s.wall_s),
-            format!("{:.0}", s.aggregate_bps),
-            s.bytes_verified.to_string(),
-            s.errors_text(),
-            format!("{:.6}", self.server_cpu_s),
-            format!("{:.6}", self.client_cpu_s),
-            format!("{:.3}", self.server_mem_mib),
-            format!("{:.3}", self.client_mem_mib),
-        ]
-    }
-
-    pub fn ok(&self) -> bool {
-        self.summary.fail == 0 && self.server_fail == 0
-    }
-}
-
 /// The final table of a sweep, as the old tool printed it.
 pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
     writeln!(
@@ -294,20 +209,19 @@ pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()>
         "srv fail"
     )?;
     for r in rows {
-        let s = &r.summary;
         writeln!(
             w,
             "{:<8} {:>6} {:<9} {:>7} {:>7} {:>11.6} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
-            r.mode,
+            r.mode.name(),
             r.server_pool,
-            r.operation,
-            r.volume,
+            r.operation.name(),
+            r.volume.label(),
             r.client_pool,
-            s.avg_time_s,
-            mbps(s.throughput_bps),
-            mbps(s.aggregate_bps),
-            s.success,
-            s.fail,
+            r.avg_time_s,
+            mbps(r.throughput_bps),
+            mbps(r.aggregate_bps),
+            r.success,
+            r.fail,
             r.server_success,
             r.server_fail
         )?;
@@ -371,7 +285,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
     // is heavier only when it is by more than that.
     let tick = 1.0 / crate::sys::clock_ticks_per_sec() as f64;
     let mut warnings = Vec::new();
-    for (op, g) in groups(rows, |r| r.operation.clone()) {
+    for (op, g) in groups(rows, |r| r.operation) {
         let srv = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
         let pool = g.iter().fold(0.0, |a, r| a + r.client_cpu_s);
         let heavier = g
@@ -381,7 +295,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
         writeln!(
             w,
             "{:<9} {:>9} {:>13.3} {:>11.3} {:>10} {:>14}",
-            op,
+            op.name(),
             g.len(),
             srv,
             pool,
@@ -404,7 +318,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
     for m in &warnings {
         writeln!(w, "{m}")?;
     }
-    let per_gb = |r: &Row, cpu: f64| cpu / (r.summary.bytes_verified as f64 / 1e9);
+    let per_gb = |r: &Row, cpu: f64| cpu / (r.bytes_verified as f64 / 1e9);
     writeln!(
         w,
         "\nCPU-seconds per GB of verified file data (GB = 10^9 bytes), mean (min-max) over scenarios:"
@@ -421,9 +335,9 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
         "pool CPU-s/GB",
         "pool share"
     )?;
-    let data = |r: &&Row| r.operation != "list" && r.summary.bytes_verified > 0;
+    let data = |r: &&Row| r.operation != Op::List && r.bytes_verified > 0;
     let mut coarse = false;
-    for ((mode, op), g) in groups(rows, |r| (r.mode.clone(), r.operation.clone())) {
+    for ((mode, op), g) in groups(rows, |r| (r.mode, r.operation)) {
         let g: Vec<&Row> = g.into_iter().filter(data).collect();
         if g.is_empty() {
             continue;
@@ -432,14 +346,14 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
         let pool: Vec<f64> = g.iter().map(|r| per_gb(r, r.client_cpu_s)).collect();
         let gb = g
             .iter()
-            .fold(0.0, |a, r| a + r.summary.bytes_verified as f64 / 1e9);
+            .fold(0.0, |a, r| a + r.bytes_verified as f64 / 1e9);
         let srv_total = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
         coarse |= srv_total < 100.0 * tick;
         writeln!(
             w,
             "{:<8} {:<9} {:>9} {:>8.3} {:>12.2} {:>27} {:>27} {:>10}",
-            mode,
-            op,
+            mode.name(),
+            op.name(),
             g.len(),
             gb,
             srv_total,
@@ -456,7 +370,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
             tick * 1000.0
         )?;
     }
-    if rows.iter().any(|r| r.operation == "list") {
+    if rows.iter().any(|r| r.operation == Op::List) {
         writeln!(w, "(list moves no file data: it has no per-GB line)")?;
     }
     Ok(())
@@ -466,7 +380,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
 mod tests {
     use super::*;
     use crate::load::pool::ClientResult;
-    use crate::load::{Op, Volume};
+    use crate::scenario::Volume;
     use crate::server::Mode;
 
     fn report(results: Vec<ClientResult>, wall_s: f64) -> PoolReport {
@@ -481,7 +395,7 @@ mod tests {
             peak_rss_kib: 1000,
             memory_budget_kib: 2000,
             cpu_s: 0.5,
-            pss: crate::load::measure::PssPeak {
+            pss: crate::launch::measure::PssPeak {
                 peak_kib: 800,
                 samples: 2,
                 cpu_s: 0.001,
@@ -522,27 +436,17 @@ mod tests {
             ..Default::default()
         };
         let s = Summary::of(&report(vec![refused], 0.001));
-        let row = Row {
-            timestamp: "t".into(),
-            mode: "thread".into(),
-            server_pool: 1,
-            operation: "download".into(),
-            volume: "1KB".into(),
-            client_pool: 1,
-            summary: s.clone(),
-            server_success: 0,
-            server_fail: 0,
-            server_cpu_s: 0.0,
-            client_cpu_s: 0.0,
-            server_mem_mib: 1.5,
-            client_mem_mib: 2.25,
-        };
-        let f = row.fields();
-        assert_eq!((f[6].as_str(), f[7].as_str()), ("0.000000", "0"), "{f:?}");
-        assert_eq!(f.len(), CSV_HEADER.len());
+        assert_eq!((s.avg_time_s, s.throughput_bps), (0.0, 0.0));
+        let row = row_of(&s, Mode::Thread, Op::Download, 0.0, 0.0);
+        let mut csv = crate::results::row::csv_writer(Vec::new()).unwrap();
+        crate::results::row::write_row(&mut csv, &row).unwrap();
+        let text = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+        let f: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!((f[6], f[7]), ("0.000000", "0"), "{f:?}");
+        assert_eq!(f.len(), crate::results::CSV_HEADER.len());
         assert_eq!(
             &f[20..],
-            ["0.000000", "0.000000", "1.500", "2.250"],
+            ["0.000000", "0.000000", "10.000", "20.000"],
             "the four measurement columns, after the first 20"
         );
         assert_eq!(
@@ -587,25 +491,47 @@ mod tests {
         );
     }
 
-    /// A row of `bytes` verified bytes with the given CPU on each side.
-    fn cpu_row(mode: &str, op: &str, bytes: u64, server_cpu_s: f64, client_cpu_s: f64) -> Row {
-        let mut s = Summary::of(&report(vec![ok(0, 1.0)], 1.0));
-        s.bytes_verified = bytes;
+    /// The row of a scenario that gave `s`, with the given CPU on each side.
+    fn row_of(s: &Summary, mode: Mode, op: Op, server_cpu_s: f64, client_cpu_s: f64) -> Row {
         Row {
             timestamp: "t".into(),
-            mode: mode.into(),
+            mode,
             server_pool: 5,
-            operation: op.into(),
-            volume: "100MB".into(),
+            operation: op,
+            volume: Volume::mb(100),
             client_pool: 5,
-            summary: s,
+            avg_time_s: s.avg_time_s,
+            throughput_bps: s.throughput_bps,
+            success: s.success,
+            fail: s.fail,
             server_success: 5,
             server_fail: 0,
+            p50_s: s.p50_s,
+            p90_s: s.p90_s,
+            p99_s: s.p99_s,
+            max_s: s.max_s,
+            wall_s: s.wall_s,
+            aggregate_bps: s.aggregate_bps,
+            bytes_verified: s.bytes_verified,
+            errors: s.errors_text(),
             server_cpu_s,
             client_cpu_s,
             server_mem_mib: 10.0,
             client_mem_mib: 20.0,
         }
+    }
+
+    /// A row of `bytes` verified bytes with the given CPU on each side.
+    fn cpu_row(mode: &str, op: &str, bytes: u64, server_cpu_s: f64, client_cpu_s: f64) -> Row {
+        let mut s = Summary::of(&report(vec![ok(0, 1.0)], 1.0));
+        s.bytes_verified = bytes;
+        row_of(
+            &s,
+            mode.parse().unwrap(),
+            op.parse().unwrap(),
+            server_cpu_s,
+            client_cpu_s,
+        )
     }
 
     #[test]

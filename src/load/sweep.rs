@@ -15,24 +15,26 @@
 //! scenario's uploads on disk.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
-
-use crate::client::Client;
+use crate::launch::measure::{self, PssPeak, PssSampler, Watch};
+use crate::launch::process;
+use crate::launch::server::ServerHandle;
+use crate::launch::{Launcher, ServerSpec};
 use crate::load::content::{self, TestFile, UploadHashes};
-use crate::load::measure::{self, PssPeak, PssSampler, Watch};
 use crate::load::pool::{self, PoolOpts};
-use crate::load::report::{self, Row, Summary, CSV_HEADER};
+use crate::load::report::{self, Summary};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
+use crate::results::machine;
+use crate::results::meta::{
+    ClientPool, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts, TestFileMeta, VmHwm,
+};
+use crate::results::row::{self, Row};
 use crate::server::Mode;
 
 /// The base of the upload seeds, the same in every scenario: client `i`
@@ -152,7 +154,7 @@ impl SweepOutcome {
 /// State the signal watcher needs to leave complete files behind.
 struct Shared {
     csv: Mutex<csv::Writer<File>>,
-    meta: Mutex<Value>,
+    meta: Mutex<Metadata>,
     meta_path: PathBuf,
     /// The store and its test files: the interrupted scenario's uploads go too.
     store: PathBuf,
@@ -162,19 +164,13 @@ struct Shared {
 impl Shared {
     fn write_meta(&self) -> io::Result<()> {
         let m = self.meta.lock().unwrap_or_else(|e| e.into_inner());
-        write_atomic(&self.meta_path, &serde_json::to_vec_pretty(&*m)?)
+        m.write(&self.meta_path)
     }
 
-    fn update_meta(&self, f: impl FnOnce(&mut Value)) -> io::Result<()> {
+    fn update_meta(&self, f: impl FnOnce(&mut Metadata)) -> io::Result<()> {
         f(&mut self.meta.lock().unwrap_or_else(|e| e.into_inner()));
         self.write_meta()
     }
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("json.part");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Runs the sweep, printing progress to `progress` and the final table to it.
@@ -216,12 +212,18 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let (csv_path, csv_file) = create_csv(&opts.results, &opts.prefix, start)?;
     let meta_path = csv_path.with_extension("json");
     let log_path = csv_path.with_extension("server.log");
-    let mut w = csv::Writer::from_writer(csv_file);
-    w.write_record(CSV_HEADER)?;
-    w.flush()?;
+    let w = row::csv_writer(csv_file)?;
+    let launcher = Launcher::local(&opts.exe);
     let shared = Arc::new(Shared {
         csv: Mutex::new(w),
-        meta: Mutex::new(metadata(opts, &csv_path, &files, start, scenarios.len())),
+        meta: Mutex::new(metadata(
+            opts,
+            &launcher,
+            &csv_path,
+            &files,
+            start,
+            scenarios.len(),
+        )),
         meta_path: meta_path.clone(),
         store: store.clone(),
         keep: keep.clone(),
@@ -235,16 +237,26 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let t0 = Instant::now();
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.iter().enumerate() {
+        let title = format!(
+            "{} scenario {}/{}: {} server pool {}, {} {} x{}",
+            utc_stamp(SystemTime::now()),
+            i + 1,
+            scenarios.len(),
+            sc.mode.name(),
+            sc.server_pool,
+            sc.op,
+            sc.volume,
+            sc.clients
+        );
         let result = run_scenario(
             opts,
+            &launcher,
             sc,
-            &store,
-            &files,
-            &log_path,
-            (i, scenarios.len()),
+            (&store, &files),
+            (&log_path, &title),
             &mut hashes,
         );
-        if crate::load::interrupted() {
+        if process::interrupted() {
             // The signal watcher stopped this scenario's processes and ends the
             // process: this half-finished scenario gets no row.
             loop {
@@ -266,8 +278,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
                 );
                 let _ = clean_store(&store, &keep);
                 shared.update_meta(|m| {
-                    m["end"] = json!(utc_stamp(SystemTime::now()));
-                    m["error"] = json!(msg);
+                    m.end = Some(utc_stamp(SystemTime::now()));
+                    m.error = Some(msg.clone());
                 })?;
                 return Err(io::Error::other(msg));
             }
@@ -275,63 +287,57 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         let row = done.row;
         {
             let mut w = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
-            w.write_record(row.fields())?;
-            w.flush()?;
+            row::write_row(&mut w, &row)?;
         }
         shared.update_meta(|m| {
-            m["scenarios_done"] = json!(i + 1);
-            let hwm = json!({
-                "scenario": i + 1,
-                "server": done.server_peak_kib,
-                "pool": done.pool_peak_kib,
+            m.scenarios_done = i + 1;
+            m.vmhwm_kib.push(VmHwm {
+                scenario: i + 1,
+                server: done.server_peak_kib,
+                pool: done.pool_peak_kib,
             });
-            push(m, "vmhwm_kib", hwm);
-            let cost = |p: &PssPeak| {
-                json!({
-                    "samples": p.samples,
-                    "secs": p.secs,
-                    "cpu_s": p.cpu_s,
-                    "max_gap_s": p.max_gap_s,
-                    "raised_priority": p.raised_priority,
-                })
+            let cost = |p: &PssPeak| SamplerCost {
+                samples: p.samples,
+                secs: p.secs,
+                cpu_s: p.cpu_s,
+                max_gap_s: p.max_gap_s,
+                raised_priority: p.raised_priority,
             };
-            let sampled = json!({
-                "scenario": i + 1,
-                "server": cost(&done.sampled[0]),
-                "pool": cost(&done.sampled[1]),
+            m.pss_sampler.push(SamplerCosts {
+                scenario: i + 1,
+                server: cost(&done.sampled[0]),
+                pool: cost(&done.sampled[1]),
             });
-            push(m, "pss_sampler", sampled);
         })?;
         let done = i + 1;
         let elapsed = t0.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (scenarios.len() - done) as f64;
-        let s = &row.summary;
         writeln!(
             progress,
             "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} cpu srv {:.2} s / pool {:.2} s PSS MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
             scenarios.len(),
-            row.mode,
+            row.mode.name(),
             row.server_pool,
             row.operation,
             row.volume,
             row.client_pool,
-            s.success,
+            row.success,
             row.client_pool,
             row.server_success,
             row.server_fail,
-            s.avg_time_s,
-            s.p99_s,
-            report::mbps(s.aggregate_bps),
+            row.avg_time_s,
+            row.p99_s,
+            report::mbps(row.aggregate_bps),
             row.server_cpu_s,
             row.client_cpu_s,
             row.server_mem_mib,
             row.client_mem_mib,
             elapsed,
             eta,
-            if s.failures.is_empty() {
+            if row.errors.is_empty() {
                 String::new()
             } else {
-                format!(" FAILURES: {}", s.errors_text())
+                format!(" FAILURES: {}", row.errors)
             }
         )?;
         rows.push(row);
@@ -339,9 +345,9 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let secs = t0.elapsed().as_secs_f64();
     let all_ok = rows.iter().all(Row::ok);
     shared.update_meta(|m| {
-        m["end"] = json!(utc_stamp(SystemTime::now()));
-        m["duration_s"] = json!(secs);
-        m["all_ok"] = json!(all_ok);
+        m.end = Some(utc_stamp(SystemTime::now()));
+        m.duration_s = Some(secs);
+        m.all_ok = Some(all_ok);
     })?;
     writeln!(progress)?;
     report::write_table(progress, &rows)?;
@@ -402,11 +408,10 @@ fn create_csv(dir: &Path, prefix: &str, t: SystemTime) -> io::Result<(PathBuf, F
 
 fn run_scenario(
     opts: &SweepOpts,
+    launcher: &Launcher,
     sc: &Scenario,
-    store: &Path,
-    files: &[TestFile],
-    log: &Path,
-    (index, total): (usize, usize),
+    (store, files): (&Path, &[TestFile]),
+    (log, title): (&Path, &str),
     hashes: &mut UploadHashes,
 ) -> io::Result<Done> {
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
@@ -415,11 +420,18 @@ fn run_scenario(
         Op::Upload => hashes.for_pool(UPLOAD_SEED, sc.clients, sc.volume.bytes)?,
         _ => Vec::new(),
     };
-    let mut server = ServerProc::start(opts, sc, store, log, index, total)?;
+    let spec = ServerSpec {
+        mode: sc.mode,
+        pool: sc.server_pool,
+        root: store.to_path_buf(),
+        fsync: opts.fsync,
+        drain_timeout: opts.drain_timeout,
+    };
+    let server = ServerHandle::start(launcher, &spec, log, title)?;
     // The server's CPU and memory over the pool's run: from here to the
     // pool's end it does nothing but serve the pool.
-    let server_cpu0 = measure::tree_cpu_ticks(server.pid);
-    let sampler = PssSampler::start(vec![Watch::Tree(server.pid)])?;
+    let server_cpu0 = measure::tree_cpu_ticks(server.pid());
+    let sampler = PssSampler::start(vec![Watch::Tree(server.pid())])?;
     let mut popts = PoolOpts::new(
         sc.mode,
         sc.op,
@@ -433,7 +445,7 @@ fn run_scenario(
     popts.upload_sha256 = upload_sha256;
     let result = pool::run(&popts);
     let server_pss = sampler.finish();
-    let server_cpu_ticks = measure::tree_cpu_ticks(server.pid).saturating_sub(server_cpu0);
+    let server_cpu_ticks = measure::tree_cpu_ticks(server.pid()).saturating_sub(server_cpu0);
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
         Err(_) => Ok((0, 0)),
@@ -450,17 +462,29 @@ fn run_scenario(
             log.display()
         )));
     }
+    let s = Summary::of(&rep);
     Ok(Done {
         row: Row {
             timestamp: utc_stamp(SystemTime::now()),
-            mode: sc.mode.name().to_string(),
+            mode: sc.mode,
             server_pool: sc.server_pool,
-            operation: sc.op.name().to_string(),
-            volume: sc.volume.label(),
+            operation: sc.op,
+            volume: sc.volume,
             client_pool: sc.clients,
-            summary: Summary::of(&rep),
+            avg_time_s: s.avg_time_s,
+            throughput_bps: s.throughput_bps,
+            success: s.success,
+            fail: s.fail,
             server_success,
             server_fail,
+            p50_s: s.p50_s,
+            p90_s: s.p90_s,
+            p99_s: s.p99_s,
+            max_s: s.max_s,
+            wall_s: s.wall_s,
+            aggregate_bps: s.aggregate_bps,
+            bytes_verified: s.bytes_verified,
+            errors: s.errors_text(),
             server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
             client_cpu_s: rep.cpu_s,
             server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
@@ -480,14 +504,6 @@ struct Done {
     pool_peak_kib: u64,
     /// The server's and the pool's PSS samplers (their cost).
     sampled: [PssPeak; 2],
-}
-
-/// Appends to an array of the metadata.
-fn push(meta: &mut Value, key: &str, v: Value) {
-    match meta[key].as_array_mut() {
-        Some(a) => a.push(v),
-        None => meta[key] = json!([v]),
-    }
 }
 
 /// Removes everything in the store but the test files (of every volume, not
@@ -520,196 +536,6 @@ pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// A server started for one scenario.
-struct ServerProc {
-    child: Option<Child>,
-    pid: u32,
-    addr: SocketAddr,
-}
-
-impl ServerProc {
-    fn start(
-        opts: &SweepOpts,
-        sc: &Scenario,
-        store: &Path,
-        log: &Path,
-        index: usize,
-        total: usize,
-    ) -> io::Result<ServerProc> {
-        let mut logf = OpenOptions::new().create(true).append(true).open(log)?;
-        writeln!(
-            logf,
-            "=== {} scenario {}/{}: {} server pool {}, {} {} x{}",
-            utc_stamp(SystemTime::now()),
-            index + 1,
-            total,
-            sc.mode.name(),
-            sc.server_pool,
-            sc.op,
-            sc.volume,
-            sc.clients
-        )?;
-        let mut cmd = Command::new(&opts.exe);
-        cmd.args(server_args(opts, sc.mode, sc.server_pool))
-            .arg("--root")
-            .arg(store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(logf);
-        // SIGTERM, not SIGKILL: a server so told still stops its own workers.
-        crate::sys::die_with_parent(&mut cmd, crate::sys::SIGTERM);
-        let mut child = crate::load::spawn_tracked(&mut cmd)?;
-        let pid = child.id();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads LISTENING, then drains stdout until the server exits.
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut line = String::new();
-            let mut sent = false;
-            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                if !sent {
-                    if let Some(a) = line.trim().strip_prefix("LISTENING ") {
-                        let _ = tx.send(a.to_string());
-                        sent = true;
-                    }
-                }
-                line.clear();
-            }
-        });
-        let mut me = ServerProc {
-            child: Some(child),
-            pid,
-            addr: "127.0.0.1:0".parse().expect("valid"),
-        };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => match a.parse() {
-                Ok(addr) => me.addr = addr,
-                Err(_) => return Err(me.fail(format!("bad LISTENING address {a:?}"), log)),
-            },
-            Err(_) => return Err(me.fail("did not print LISTENING".into(), log)),
-        }
-        // Ready means accepting: connect (and close without a request, which
-        // the server does not count as a task).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match TcpStream::connect_timeout(&me.addr, Duration::from_secs(5)) {
-                Ok(_) => break,
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(me.fail(format!("not accepting connections: {e}"), log))
-                }
-                Err(_) => std::thread::yield_now(),
-            }
-        }
-        Ok(me)
-    }
-
-    /// Kills a server that failed to start and explains why.
-    fn fail(&mut self, why: String, log: &Path) -> io::Error {
-        let status = match self.child.take() {
-            Some(mut c) => {
-                let st = c.try_wait().ok().flatten();
-                if st.is_none() {
-                    let _ = c.kill();
-                }
-                let st = c.wait().ok();
-                crate::load::untrack(self.pid);
-                st
-            }
-            None => None,
-        };
-        let tail = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        io::Error::other(format!(
-            "the server {why} (exit: {}); its log ends with:\n  {}",
-            status.map_or("still running, killed".to_string(), |s| s.to_string()),
-            tail.join("\n  ")
-        ))
-    }
-
-    /// The server's successful and failed tasks of this scenario, once it has
-    /// counted the tasks of the `expected` clients that connected (bounded wait).
-    ///
-    /// Each STATS is itself a task, counted as a success once its worker is
-    /// done with it: the earlier polls are subtracted.
-    fn task_counts(&self, expected: u64) -> io::Result<(u64, u64)> {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut polls: u64 = 0;
-        loop {
-            let v = Client::connect(self.addr, Duration::from_secs(10))
-                .and_then(|mut c| c.stats())
-                .map_err(|e| io::Error::other(format!("STATS failed: {e}")))?;
-            let ok = v["tasks_ok"].as_u64().unwrap_or(0).saturating_sub(polls);
-            let failed = v["tasks_failed"].as_u64().unwrap_or(0);
-            if ok + failed >= expected || Instant::now() >= deadline {
-                return Ok((ok, failed));
-            }
-            polls += 1;
-            std::thread::yield_now();
-        }
-    }
-
-    /// Peak RSS (VmHWM) of the server plus its descendants, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        measure::tree_peak_rss_kib(self.pid)
-    }
-
-    /// SIGTERM, then waits for the exit; after `limit`, SIGKILL.
-    fn stop(&mut self, limit: Duration) -> io::Result<ExitStatus> {
-        let Some(mut child) = self.child.take() else {
-            return Err(io::Error::other("server already stopped"));
-        };
-        let _ = crate::sys::kill(self.pid, crate::sys::SIGTERM);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let st = match rx.recv_timeout(limit) {
-            Ok(st) => st,
-            Err(_) => {
-                let _ = crate::sys::kill(self.pid, crate::sys::SIGKILL);
-                rx.recv().map_err(io::Error::other)?
-            }
-        };
-        crate::load::untrack(self.pid);
-        st
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = crate::sys::kill(self.pid, crate::sys::SIGTERM);
-            let _ = c.wait();
-            crate::load::untrack(self.pid);
-        }
-    }
-}
-
-fn server_args(opts: &SweepOpts, mode: Mode, pool: usize) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--mode",
-        mode.name(),
-        "--pool",
-        &pool.to_string(),
-        "--drain-timeout",
-        &opts.drain_timeout.as_secs_f64().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if !opts.fsync {
-        a.push("--no-fsync".into());
-    }
-    a
-}
-
 /// Stops the sweep on SIGINT/SIGTERM: the tracked servers and pool children
 /// first, then, with the CSV lock held (so no row is half-written), the
 /// metadata, then exits with 128 + the signal.
@@ -725,12 +551,12 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
             let Some(sig) = crate::sys::drain_fd(rd.as_raw_fd()) else {
                 continue;
             };
-            let left = stop_children(Duration::from_secs(35));
+            let left = process::stop_all(Duration::from_secs(35));
             let _ = clean_store(&shared.store, &shared.keep);
             let _csv = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             let _ = shared.update_meta(|m| {
-                m["end"] = json!(utc_stamp(SystemTime::now()));
-                m["interrupted_by_signal"] = json!(sig);
+                m.end = Some(utc_stamp(SystemTime::now()));
+                m.interrupted_by_signal = Some(sig);
             });
             eprintln!(
                 "fsbench sweep: interrupted by signal {sig}; finished rows are kept{}",
@@ -745,150 +571,77 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a process is still running (a zombie has finished).
-fn running(pid: u32) -> bool {
-    measure::stat(pid).is_some_and(|s| s.running())
-}
-
-/// SIGTERM to every tracked child, then waits for them (bounded) and kills
-/// what is left. Returns how many had to be killed.
-fn stop_children(limit: Duration) -> usize {
-    let deadline = Instant::now() + limit;
-    let mut signalled: Vec<u32> = Vec::new();
-    loop {
-        let alive: Vec<u32> = crate::load::interrupt_all()
-            .into_iter()
-            .filter(|&p| running(p))
-            .collect();
-        if alive.is_empty() {
-            return 0;
-        }
-        for &p in &alive {
-            if !signalled.contains(&p) {
-                let _ = crate::sys::kill(p, crate::sys::SIGTERM);
-                signalled.push(p);
-            }
-        }
-        if Instant::now() >= deadline {
-            for &p in &alive {
-                let _ = crate::sys::kill(p, crate::sys::SIGKILL);
-            }
-            return alive.len();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn meminfo_kib(field: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
-fn proc_text(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
 /// The run's metadata: enough to reproduce it.
 fn metadata(
     opts: &SweepOpts,
+    launcher: &Launcher,
     csv: &Path,
     files: &[TestFile],
     start: SystemTime,
     total: usize,
-) -> Value {
-    // The repository of the current folder, else the one the binary was built in.
-    let exe_dir = opts
-        .exe
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let (commit, dirty) = [".", exe_dir.as_str()]
-        .iter()
-        .find_map(|dir| {
-            let c = command_output("git", &["-C", dir, "rev-parse", "HEAD"])?;
-            let d =
-                command_output("git", &["-C", dir, "status", "--porcelain"]).map(|s| !s.is_empty());
-            Some((Some(c), d))
-        })
-        .unwrap_or((None, None));
-    json!({
-        "tool": format!("fsbench {} sweep", env!("CARGO_PKG_VERSION")),
-        "csv": csv.display().to_string(),
-        "start": utc_stamp(start),
-        "end": null,
-        "duration_s": null,
-        "scenarios_total": total,
-        "scenarios_done": 0,
-        "all_ok": null,
-        "git": {"commit": commit, "dirty": dirty},
-        "rustc": command_output("rustc", &["-V"]),
-        "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "machine": {
-            "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
-            "memory_total_kib": meminfo_kib("MemTotal:"),
-            "kernel": format!(
-                "{} {} {}",
-                proc_text("/proc/sys/kernel/ostype").unwrap_or_default(),
-                proc_text("/proc/sys/kernel/osrelease").unwrap_or_default(),
-                proc_text("/proc/sys/kernel/version").unwrap_or_default()
-            ),
-            "hostname": proc_text("/proc/sys/kernel/hostname"),
+) -> Metadata {
+    let spec = ServerSpec {
+        mode: Mode::Thread,
+        pool: 1,
+        root: opts.work.join("store"),
+        fsync: opts.fsync,
+        drain_timeout: opts.drain_timeout,
+    };
+    let names = |v: Vec<&str>| v.into_iter().map(String::from).collect();
+    Metadata {
+        tool: format!("fsbench {} sweep", env!("CARGO_PKG_VERSION")),
+        csv: csv.display().to_string(),
+        start: utc_stamp(start),
+        end: None,
+        duration_s: None,
+        scenarios_total: total,
+        scenarios_done: 0,
+        all_ok: None,
+        error: None,
+        interrupted_by_signal: None,
+        git: machine::git(&opts.exe),
+        rustc: machine::rustc(),
+        build_profile: machine::build_profile().into(),
+        machine: machine::this_machine(),
+        fsync: opts.fsync,
+        matrix: Matrix {
+            modes: names(opts.modes.iter().map(|m| m.name()).collect()),
+            operations: names(opts.ops.iter().map(|o| o.name()).collect()),
+            volumes: opts.volumes.iter().map(|v| v.label()).collect(),
+            volume_bytes: opts.volumes.iter().map(|v| v.bytes).collect(),
+            client_pools: opts.clients.clone(),
+            server_pools: opts.servers.clone(),
+            repeat: opts.repeat,
         },
-        "fsync": opts.fsync,
-        "matrix": {
-            "modes": opts.modes.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            "operations": opts.ops.iter().map(|o| o.name()).collect::<Vec<_>>(),
-            "volumes": opts.volumes.iter().map(|v| v.label()).collect::<Vec<_>>(),
-            "volume_bytes": opts.volumes.iter().map(|v| v.bytes).collect::<Vec<_>>(),
-            "client_pools": opts.clients,
-            "server_pools": opts.servers,
-            "repeat": opts.repeat,
+        server_command: launcher.describe_server(&spec),
+        client_pool: ClientPool {
+            same_mode_as_server: true,
+            client_timeout_s: opts.client_timeout.as_secs_f64(),
+            upload_seed: UPLOAD_SEED,
+            upload_check: "the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256".into(),
         },
-        "server_command": format!(
-            "{} {} --root {}",
-            opts.exe.display(),
-            server_args(opts, Mode::Thread, 1).join(" ").replace("--mode thread --pool 1", "--mode MODE --pool POOL"),
-            opts.work.join("store").display()
-        ),
-        "client_pool": {
-            "same_mode_as_server": true,
-            "client_timeout_s": opts.client_timeout.as_secs_f64(),
-            "upload_seed": UPLOAD_SEED,
-            "upload_check": "the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256",
+        measurement: Measurement {
+            server_cpu_s: "utime + stime + cutime + cstime of /proc/PID/stat over the server and its descendants, from just before the pool starts to just after it ends".into(),
+            client_cpu_s: "getrusage: RUSAGE_THREAD of each client thread (thread mode) or RUSAGE_SELF of each client process (process mode), plus the pool's coordinating thread".into(),
+            mem_mib: "peak of the summed PSS (Pss: of /proc/PID/smaps_rollup) of each side's processes, sampled at the start, every 100 ms, once all clients are up, and at the end of the pool's run".into(),
+            pss_sampler: "per scenario and side: samples taken, seconds covered, the sampler thread's own CPU, the longest gap between samples, whether it ran at the raised priority".into(),
+            pss_sampler_nice: measure::SAMPLER_NICE,
+            vmhwm_kib: "VmHWM summed over each side's processes: counts pages shared after fork once per process".into(),
+            clock_ticks_per_s: crate::sys::clock_ticks_per_sec(),
+            pss_sample_period_s: measure::SAMPLE_PERIOD.as_secs_f64(),
         },
-        "measurement": {
-            "server_cpu_s": "utime + stime + cutime + cstime of /proc/PID/stat over the server and its descendants, from just before the pool starts to just after it ends",
-            "client_cpu_s": "getrusage: RUSAGE_THREAD of each client thread (thread mode) or RUSAGE_SELF of each client process (process mode), plus the pool's coordinating thread",
-            "mem_mib": "peak of the summed PSS (Pss: of /proc/PID/smaps_rollup) of each side's processes, sampled at the start, every 100 ms, once all clients are up, and at the end of the pool's run",
-            "pss_sampler": "per scenario and side: samples taken, seconds covered, the sampler thread's own CPU, the longest gap between samples, whether it ran at the raised priority",
-            "pss_sampler_nice": measure::SAMPLER_NICE,
-            "vmhwm_kib": "VmHWM summed over each side's processes: counts pages shared after fork once per process",
-            "clock_ticks_per_s": crate::sys::clock_ticks_per_sec(),
-            "pss_sample_period_s": measure::SAMPLE_PERIOD.as_secs_f64(),
-        },
-        "vmhwm_kib": [],
-        "pss_sampler": [],
-        "test_files": files.iter().map(|f| json!({"name": f.name, "bytes": f.bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
-        "argv": opts.argv,
-    })
+        vmhwm_kib: Vec::new(),
+        pss_sampler: Vec::new(),
+        test_files: files
+            .iter()
+            .map(|f| TestFileMeta {
+                name: f.name.clone(),
+                bytes: f.bytes,
+                sha256: f.sha256.clone(),
+            })
+            .collect(),
+        argv: opts.argv.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -742,7 +742,7 @@ fn settle_fds(s: &Srv) -> usize {
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    fsbench::load::measure::stat(pid).map_or(0, |s| s.utime + s.stime)
+    fsbench::launch::measure::stat(pid).map_or(0, |s| s.utime + s.stime)
 }
 
 /// One probe: connect, LIST, valid OK, within the bound.

@@ -1,0 +1,117 @@
+//! The facts a result needs to be reproduced: the git commit it was built
+//! from, the compiler, the build profile, and the machine (cores, memory,
+//! kernel, host name). Read from git, rustc and `/proc`; a fact that cannot
+//! be read is `None`, never a guess.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Git {
+    pub commit: Option<String>,
+    /// Uncommitted changes in the work tree.
+    pub dirty: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: Option<usize>,
+    pub memory_total_kib: Option<u64>,
+    /// `ostype osrelease version`.
+    pub kernel: String,
+    pub hostname: Option<String>,
+}
+
+/// The commit of the repository in the current folder, else of the one
+/// `exe` was built in (its folder's repository).
+pub fn git(exe: &Path) -> Git {
+    let exe_dir = exe
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    [".", exe_dir.as_str()]
+        .iter()
+        .find_map(|dir| {
+            let c = command_output("git", &["-C", dir, "rev-parse", "HEAD"])?;
+            let d =
+                command_output("git", &["-C", dir, "status", "--porcelain"]).map(|s| !s.is_empty());
+            Some(Git {
+                commit: Some(c),
+                dirty: d,
+            })
+        })
+        .unwrap_or(Git {
+            commit: None,
+            dirty: None,
+        })
+}
+
+/// `rustc -V`, if a compiler is on the PATH.
+pub fn rustc() -> Option<String> {
+    command_output("rustc", &["-V"])
+}
+
+/// `release` or `debug`: the profile this binary was built with.
+pub fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+pub fn this_machine() -> Machine {
+    Machine {
+        cores: std::thread::available_parallelism().map(|n| n.get()).ok(),
+        memory_total_kib: meminfo_kib("MemTotal:"),
+        kernel: format!(
+            "{} {} {}",
+            proc_text("/proc/sys/kernel/ostype").unwrap_or_default(),
+            proc_text("/proc/sys/kernel/osrelease").unwrap_or_default(),
+            proc_text("/proc/sys/kernel/version").unwrap_or_default()
+        ),
+        hostname: proc_text("/proc/sys/kernel/hostname"),
+    }
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn meminfo_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn proc_text(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_has_cores_memory_and_a_kernel() {
+        let m = this_machine();
+        assert!(m.cores.unwrap() >= 1);
+        assert!(m.memory_total_kib.unwrap() > 0);
+        assert!(m.kernel.starts_with("Linux "), "{}", m.kernel);
+    }
+}

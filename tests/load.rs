@@ -17,9 +17,9 @@ use common::{Server, TempDir, BIN};
 use fsbench::load::content::{self, upload_seed};
 use fsbench::load::pool::{self, PoolOpts, PoolReport};
 use fsbench::load::report::Summary;
-use fsbench::results::CSV_HEADER;
 use fsbench::load::{Op, Volume};
 use fsbench::protocol::{base64, detect_extension};
+use fsbench::results::CSV_HEADER;
 use fsbench::server::Mode;
 
 /// The server modes this build can run: process mode when `serve --mode

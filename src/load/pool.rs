@@ -20,10 +20,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError};
-use crate::load::content::{self, Content};
 use crate::launch::measure::{PssPeak, PssSampler, Watch};
 use crate::launch::process::Spawned;
 use crate::launch::Launcher;
+use crate::load::content::{self, Content};
 use crate::load::{Op, Volume, MIB};
 use crate::server::Mode;
 

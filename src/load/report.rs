@@ -344,9 +344,7 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
         }
         let srv: Vec<f64> = g.iter().map(|r| per_gb(r, r.server_cpu_s)).collect();
         let pool: Vec<f64> = g.iter().map(|r| per_gb(r, r.client_cpu_s)).collect();
-        let gb = g
-            .iter()
-            .fold(0.0, |a, r| a + r.bytes_verified as f64 / 1e9);
+        let gb = g.iter().fold(0.0, |a, r| a + r.bytes_verified as f64 / 1e9);
         let srv_total = g.iter().fold(0.0, |a, r| a + r.server_cpu_s);
         coarse |= srv_total < 100.0 * tick;
         writeln!(
@@ -493,32 +491,22 @@ mod tests {
 
     /// The row of a scenario that gave `s`, with the given CPU on each side.
     fn row_of(s: &Summary, mode: Mode, op: Op, server_cpu_s: f64, client_cpu_s: f64) -> Row {
-        Row {
-            timestamp: "t".into(),
+        let sc = crate::load::sweep::Scenario {
             mode,
             server_pool: 5,
-            operation: op,
+            op,
             volume: Volume::mb(100),
-            client_pool: 5,
-            avg_time_s: s.avg_time_s,
-            throughput_bps: s.throughput_bps,
-            success: s.success,
-            fail: s.fail,
+            clients: 5,
+        };
+        let sides = crate::load::sweep::Sides {
             server_success: 5,
-            server_fail: 0,
-            p50_s: s.p50_s,
-            p90_s: s.p90_s,
-            p99_s: s.p99_s,
-            max_s: s.max_s,
-            wall_s: s.wall_s,
-            aggregate_bps: s.aggregate_bps,
-            bytes_verified: s.bytes_verified,
-            errors: s.errors_text(),
             server_cpu_s,
             client_cpu_s,
             server_mem_mib: 10.0,
             client_mem_mib: 20.0,
-        }
+            ..Default::default()
+        };
+        sc.row("t".into(), s, sides)
     }
 
     /// A row of `bytes` verified bytes with the given CPU on each side.

@@ -136,6 +136,60 @@ pub struct Scenario {
     pub clients: usize,
 }
 
+/// `thread server pool 5, upload 100MB x5`.
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} server pool {}, {} {} x{}",
+            self.mode, self.server_pool, self.op, self.volume, self.clients
+        )
+    }
+}
+
+/// What the sweep measured of a scenario besides the pool's summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sides {
+    pub server_success: u64,
+    pub server_fail: u64,
+    pub server_cpu_s: f64,
+    pub client_cpu_s: f64,
+    pub server_mem_mib: f64,
+    pub client_mem_mib: f64,
+}
+
+impl Scenario {
+    /// The CSV row of this scenario, from what the pool and the sweep measured.
+    pub fn row(&self, timestamp: String, s: &Summary, sides: Sides) -> Row {
+        Row {
+            timestamp,
+            mode: self.mode,
+            server_pool: self.server_pool,
+            operation: self.op,
+            volume: self.volume,
+            client_pool: self.clients,
+            avg_time_s: s.avg_time_s,
+            throughput_bps: s.throughput_bps,
+            success: s.success,
+            fail: s.fail,
+            server_success: sides.server_success,
+            server_fail: sides.server_fail,
+            p50_s: s.p50_s,
+            p90_s: s.p90_s,
+            p99_s: s.p99_s,
+            max_s: s.max_s,
+            wall_s: s.wall_s,
+            aggregate_bps: s.aggregate_bps,
+            bytes_verified: s.bytes_verified,
+            errors: s.errors_text(),
+            server_cpu_s: sides.server_cpu_s,
+            client_cpu_s: sides.client_cpu_s,
+            server_mem_mib: sides.server_mem_mib,
+            client_mem_mib: sides.client_mem_mib,
+        }
+    }
+}
+
 /// What a finished sweep produced.
 #[derive(Debug)]
 pub struct SweepOutcome {
@@ -238,15 +292,10 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let mut rows = Vec::with_capacity(scenarios.len());
     for (i, sc) in scenarios.iter().enumerate() {
         let title = format!(
-            "{} scenario {}/{}: {} server pool {}, {} {} x{}",
+            "{} scenario {}/{}: {sc}",
             utc_stamp(SystemTime::now()),
             i + 1,
             scenarios.len(),
-            sc.mode.name(),
-            sc.server_pool,
-            sc.op,
-            sc.volume,
-            sc.clients
         );
         let result = run_scenario(
             opts,
@@ -266,16 +315,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         let done = match result {
             Ok(r) => r,
             Err(e) => {
-                let msg = format!(
-                    "scenario {}/{} ({} server pool {}, {} {} x{}) failed: {e}",
-                    i + 1,
-                    scenarios.len(),
-                    sc.mode.name(),
-                    sc.server_pool,
-                    sc.op,
-                    sc.volume,
-                    sc.clients
-                );
+                let msg = format!("scenario {}/{} ({sc}) failed: {e}", i + 1, scenarios.len());
                 let _ = clean_store(&store, &keep);
                 shared.update_meta(|m| {
                     m.end = Some(utc_stamp(SystemTime::now()));
@@ -462,34 +502,16 @@ fn run_scenario(
             log.display()
         )));
     }
-    let s = Summary::of(&rep);
+    let sides = Sides {
+        server_success,
+        server_fail,
+        server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
+        client_cpu_s: rep.cpu_s,
+        server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
+        client_mem_mib: rep.pss.peak_kib as f64 / 1024.0,
+    };
     Ok(Done {
-        row: Row {
-            timestamp: utc_stamp(SystemTime::now()),
-            mode: sc.mode,
-            server_pool: sc.server_pool,
-            operation: sc.op,
-            volume: sc.volume,
-            client_pool: sc.clients,
-            avg_time_s: s.avg_time_s,
-            throughput_bps: s.throughput_bps,
-            success: s.success,
-            fail: s.fail,
-            server_success,
-            server_fail,
-            p50_s: s.p50_s,
-            p90_s: s.p90_s,
-            p99_s: s.p99_s,
-            max_s: s.max_s,
-            wall_s: s.wall_s,
-            aggregate_bps: s.aggregate_bps,
-            bytes_verified: s.bytes_verified,
-            errors: s.errors_text(),
-            server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
-            client_cpu_s: rep.cpu_s,
-            server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
-            client_mem_mib: rep.pss.peak_kib as f64 / 1024.0,
-        },
+        row: sc.row(utc_stamp(SystemTime::now()), &Summary::of(&rep), sides),
         server_peak_kib,
         pool_peak_kib: rep.peak_rss_kib,
         sampled: [server_pss, rep.pss],

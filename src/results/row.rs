@@ -187,7 +187,10 @@ mod tests {
         // The numbers as written (rounded to the column's decimals).
         assert_eq!(back[0].avg_time_s, 0.012346);
         assert_eq!(back[0].throughput_bps, 1234568.0);
-        assert_eq!((back[0].mode, back[0].operation), (Mode::Process, Op::Upload));
+        assert_eq!(
+            (back[0].mode, back[0].operation),
+            (Mode::Process, Op::Upload)
+        );
         assert_eq!(back[0].volume, Volume::kb(100));
         assert_eq!(back[0].errors, "timeout: 1");
         let _ = std::fs::remove_file(&path);

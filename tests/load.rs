@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Server, TempDir, BIN};
 use fsbench::load::content::{self, upload_seed};
 use fsbench::load::pool::{self, PoolOpts, PoolReport};
-use fsbench::load::report::Summary;
+use fsbench::load::summary::Summary;
 use fsbench::load::{Op, Volume};
 use fsbench::protocol::{base64, detect_extension};
 use fsbench::results::CSV_HEADER;

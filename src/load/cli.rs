@@ -16,7 +16,7 @@ use pico_args::Arguments;
 use crate::cli::secs;
 use crate::load::pool::{self, ClientJob, PoolOpts};
 use crate::load::sweep::{self, SweepOpts};
-use crate::load::{content, parse_list, report, Op, Volume};
+use crate::load::{content, parse_list, summary, Op, Volume};
 use crate::server::Mode;
 
 pub const USAGE: &str = "\
@@ -134,9 +134,9 @@ pub fn pool_main(mut args: Arguments) -> ExitCode {
     };
     let mut out = io::stdout().lock();
     let printed = if json {
-        report::write_json(&mut out, &rep)
+        summary::write_json(&mut out, &rep)
     } else {
-        report::write_text(&mut out, &rep)
+        summary::write_text(&mut out, &rep)
     };
     if printed.and_then(|_| out.flush()).is_err() {
         return ExitCode::from(1);

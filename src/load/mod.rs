@@ -4,7 +4,7 @@
 //! - [`content`]: per-seed content generated while it streams, the test files;
 //! - [`pool`]: N clients (threads or child processes) doing one operation each;
 //! - [`sweep`]: the scenario matrix, one fresh server per scenario, the CSV;
-//! - [`report`]: summaries and their printers (text, JSON, the sweep's tables);
+//! - [`summary`]: a pool run summarised, and the printers of summaries and rows (text, JSON, the sweep's tables);
 //! - [`cli`]: the flags of `pool`, `sweep` and `gen-files`.
 //!
 //! Every entry point is a `run(opts)` function so tests drive it in-process.
@@ -16,7 +16,7 @@
 pub mod cli;
 pub mod content;
 pub mod pool;
-pub mod report;
+pub mod summary;
 pub mod sweep;
 
 pub use crate::launch::measure::{child_pids, peak_rss_kib, proc_status_kib};

@@ -27,7 +27,7 @@ use crate::launch::server::ServerHandle;
 use crate::launch::{Launcher, ServerSpec};
 use crate::load::content::{self, TestFile, UploadHashes};
 use crate::load::pool::{self, PoolOpts};
-use crate::load::report::{self, Summary};
+use crate::load::summary::{self, Summary};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
 use crate::results::machine;
@@ -367,7 +367,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             row.server_fail,
             row.avg_time_s,
             row.p99_s,
-            report::mbps(row.aggregate_bps),
+            summary::mbps(row.aggregate_bps),
             row.server_cpu_s,
             row.client_cpu_s,
             row.server_mem_mib,
@@ -390,9 +390,9 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         m.all_ok = Some(all_ok);
     })?;
     writeln!(progress)?;
-    report::write_table(progress, &rows)?;
+    summary::write_table(progress, &rows)?;
     writeln!(progress)?;
-    report::write_cpu_table(progress, &rows)?;
+    summary::write_cpu_table(progress, &rows)?;
     if hashes.computed > 0 {
         writeln!(
             progress,

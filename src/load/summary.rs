@@ -1,5 +1,6 @@
 //! Summaries of pool runs and their printers, generic over `W: Write`: the
-//! human text, one JSON object, the sweep's CSV rows and its final table.
+//! human text and one JSON object of a pool run, and the sweep's tables of
+//! its rows (the rows themselves are written by [`crate::results`]).
 //!
 //! Every number printed here was measured by the pool; none is a placeholder.
 //! Times are over the clients that succeeded; a run with no success prints

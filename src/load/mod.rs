@@ -6,13 +6,11 @@
 //! - [`pool`]: N clients (threads or child processes) doing one operation each;
 //! - [`sweep`]: the scenario matrix, one fresh server per scenario, the CSV;
 //! - [`report`]: summaries and their printers (text, JSON, CSV);
-//! - [`cli`]: the flags of `pool`, `sweep` and `gen-files`.
 //!
 //! Every entry point is a `run(opts)` function so tests drive it in-process.
 //! This module never holds a whole file in memory and never leaves a process
 //! it started running after it returns.
 
-pub mod cli;
 pub mod content;
 pub mod measure;
 pub mod pool;

@@ -1536,3 +1536,95 @@ fn a_file_cut_short_while_it_is_sent_ends_that_answer_and_the_server_serves_on()
         assert!(srv.stop(T).success(), "{mode}: {log}");
     }
 }
+
+/// Issue 13: a reader of stdout that goes away (`| head -c1`) ends a command
+/// quietly with success, never with a panic or an error message. The stdout
+/// pipe is one page, filled before the command starts, and closed once its
+/// reader has taken 1 byte: the command's first write then finds the reader
+/// gone whatever its length (a help text fits in a pipe of 64 KiB). Self-
+/// contained (the tests' helpers are being reworked): the built binary, a
+/// server on port 0 over a store of one file, so `client list` has a line to write.
+#[test]
+fn a_stdout_closed_after_one_byte_ends_each_command_quietly_with_success() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::process::{Child, Command, Stdio};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_fsbench");
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let root = std::env::temp_dir().join(format!("fsbench-stdout-closed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"a").unwrap();
+    let mut server = Stop(
+        Command::new(BIN)
+            .args(["serve", "--port", "0", "--pool", "1", "--root"])
+            .arg(&root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("LISTENING 127.0.0.1:")
+        .unwrap_or_else(|| panic!("no LISTENING line: {line:?}"))
+        .to_string();
+
+    for args in [
+        &["help"][..],
+        &["client", "list", "--port", &port],
+        &["pool", "--operation", "list", "--port", &port, "--json"],
+    ] {
+        let (mut reader, mut writer) = io::pipe().unwrap();
+        // SAFETY: fcntl on a descriptor this test owns, no pointer involved.
+        let size = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+        assert!(size > 0, "F_SETPIPE_SZ: {}", io::Error::last_os_error());
+        writer.write_all(&vec![b'.'; size as usize]).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        reader.read_exact(&mut first).unwrap();
+        drop(reader);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
+    drop(server);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Issue 13: an unknown flag is a usage error (exit 2, named on stderr), never ignored.
+#[test]
+fn an_unknown_serve_flag_exits_2() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fsbench"))
+        .args(["serve", "--port", "0", "--bogus-flag"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("fsbench: unknown flag \"--bogus-flag\"\n"),
+        "{stderr}"
+    );
+}

@@ -5,7 +5,6 @@
 //! - [`pool`]: N clients (threads or child processes) doing one operation each;
 //! - [`sweep`]: the scenario matrix, one fresh server per scenario, the CSV;
 //! - [`summary`]: a pool run summarised, and the printers of summaries and rows (text, JSON, the sweep's tables);
-//! - [`cli`]: the flags of `pool`, `sweep` and `gen-files`.
 //!
 //! Every entry point is a `run(opts)` function so tests drive it in-process.
 //! This module never holds a whole file in memory and never leaves a process
@@ -13,7 +12,6 @@
 //! through [`crate::launch`], rows and metadata written through
 //! [`crate::results`].
 
-pub mod cli;
 pub mod content;
 pub mod pool;
 pub mod summary;

@@ -1,0 +1,621 @@
+//! The load generator's commands: `fsbench pool`, `fsbench sweep`,
+//! `fsbench gen-files`, and the hidden `fsbench pool-worker` (one client of a
+//! process-mode pool, started by the pool with the flags of
+//! `load::pool::spawn_worker`). Each reads its flags into a plain struct,
+//! checks them into the load module's options, and calls its `run`.
+//!
+//! Exit codes: 0 every client succeeded (and, for a sweep, no server task
+//! failed); 1 a failure was measured or the run could not finish; 2 usage
+//! error; 128 + signal for a sweep stopped by SIGINT/SIGTERM (the sweep's own
+//! signal watcher exits so).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{
+    at_least_1, opt, opt_path, required, secs, sha256_hex, Argv, ConnArgs, Failure, Stdout,
+};
+use crate::load::pool::{self, ClientJob, PoolOpts};
+use crate::load::sweep::{self, SweepOpts};
+use crate::load::{content, parse_list, summary, Op, Volume};
+use crate::server::Mode;
+
+pub(super) const FLAGS: &str = "\
+pool flags:
+  --mode thread|process        clients as threads or child processes (default thread)
+  --operation download|upload|list   (default download)
+  --volume SIZE                10 = 10 MB, also 0.5, 100KB, 1MB (default 10)
+  --clients N                  (default 1)
+  --host ADDR --port N         the server (default 127.0.0.1:7000)
+  --timeout SECS               per client: connect and each read/write (default 300)
+  --file NAME                  what downloads fetch (default file_<volume>.bin)
+  --expect-sha256 HEX          its SHA-256 (default: computed from the generator)
+  --seed N                     base of the per-client upload contents (default 1)
+  --json                       one JSON object instead of the text summary
+
+sweep flags (lists are space- or comma-separated):
+  --quick                      volumes 10KB 50KB 100KB, client pools 1 2 5
+  --modes LIST                 (default \"thread process\")
+  --ops LIST                   (default \"download upload list\")
+  --volumes LIST               (default \"10 50 100\", in MB unless suffixed)
+  --clients LIST               client pools (default \"1 5 50\")
+  --servers LIST               server pools (default \"1 5 50\")
+  --repeat N                   run the matrix N times (default 1)
+  --work DIR                   test files and the store (default work)
+  --results DIR                CSV, metadata and server log (default results)
+  --prefix NAME                CSV name prefix (default stress)
+  --no-fsync                   servers skip fsync (recorded in the metadata)
+  --timeout SECS               per client (default 300)
+  --drain-timeout SECS         server's drain on SIGTERM (default 30)
+  --bin PATH                   fsbench binary for servers and clients (default this one)
+
+gen-files flags: --dir DIR (default work/store) --sums DIR (default work/sha256) --volumes LIST
+";
+
+/// Seconds a pool's client waits to connect, and for each read and write.
+const DEFAULT_TIMEOUT_S: f64 = 300.0;
+
+fn usage(msg: String) -> Failure {
+    Failure::usage(msg, Some(FLAGS))
+}
+
+/// `--bin`, or the binary running now.
+fn exe(bin: Option<PathBuf>) -> Result<PathBuf, String> {
+    match bin {
+        Some(p) => Ok(p),
+        None => std::env::current_exe().map_err(|err| format!("cannot find this binary: {err}")),
+    }
+}
+
+/// `pool`'s flags as given: typed, not yet checked.
+#[derive(Debug, Default, PartialEq)]
+struct PoolArgs {
+    mode: Option<Mode>,
+    operation: Option<Op>,
+    volume: Option<Volume>,
+    clients: Option<usize>,
+    conn: ConnArgs,
+    file: Option<String>,
+    expect_sha256: Option<String>,
+    seed: Option<u64>,
+    bin: Option<PathBuf>,
+    json: bool,
+}
+
+impl PoolArgs {
+    fn parse(mut argv: Argv) -> Result<PoolArgs, String> {
+        let a = &mut argv.flags;
+        let parsed = PoolArgs {
+            mode: opt(a, "--mode")?,
+            operation: opt(a, "--operation")?,
+            volume: opt(a, "--volume")?,
+            clients: opt(a, "--clients")?,
+            conn: ConnArgs::parse(a)?,
+            file: opt(a, "--file")?,
+            expect_sha256: opt(a, "--expect-sha256")?,
+            seed: opt(a, "--seed")?,
+            bin: opt_path(a, "--bin")?,
+            json: a.contains("--json"),
+        };
+        argv.finish()?;
+        Ok(parsed)
+    }
+
+    /// The pool's options, and whether to print JSON.
+    fn validate(self) -> Result<(PoolOpts, bool), String> {
+        let clients = at_least_1("--clients", self.clients.unwrap_or(1))?;
+        let conn = self.conn.validate(DEFAULT_TIMEOUT_S)?;
+        let mut opts = PoolOpts::new(
+            self.mode.unwrap_or(Mode::Thread),
+            self.operation.unwrap_or(Op::Download),
+            self.volume.unwrap_or(Volume::mb(10)),
+            clients,
+            conn.addr,
+        );
+        opts.timeout = conn.timeout;
+        opts.file = self.file;
+        opts.expect_sha256 = self.expect_sha256.as_deref().map(sha256_hex).transpose()?;
+        if let Some(seed) = self.seed {
+            opts.seed = seed;
+        }
+        opts.exe = exe(self.bin)?;
+        Ok((opts, self.json))
+    }
+}
+
+pub(super) fn pool<W: Write>(argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failure> {
+    let (opts, json) = PoolArgs::parse(argv)
+        .and_then(PoolArgs::validate)
+        .map_err(usage)?;
+    let rep = pool::run(&opts).map_err(|e| Failure::failed("pool", e))?;
+    let printed = if json {
+        summary::write_json(out, &rep)
+    } else {
+        summary::write_text(out, &rep)
+    };
+    printed
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::failed("pool", format!("writing the report: {e}")))?;
+    if rep.peak_rss_kib > rep.memory_budget_kib {
+        super::note(format_args!(
+            "fsbench pool: warning: peak memory {} KiB is over the budget of {} KiB",
+            rep.peak_rss_kib, rep.memory_budget_kib
+        ));
+    }
+    Ok(if rep.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `pool-worker`'s flags as given; all but `--expect-sha256` are required.
+#[derive(Debug, PartialEq)]
+struct PoolWorkerArgs {
+    operation: Op,
+    bytes: u64,
+    addr: String,
+    timeout: f64,
+    file: String,
+    expect_sha256: Option<String>,
+    seed: u64,
+    index: usize,
+}
+
+impl PoolWorkerArgs {
+    fn parse(mut argv: Argv) -> Result<PoolWorkerArgs, String> {
+        let a = &mut argv.flags;
+        let parsed = PoolWorkerArgs {
+            operation: required(a, "--operation")?,
+            bytes: required(a, "--bytes")?,
+            addr: required(a, "--addr")?,
+            timeout: required(a, "--timeout")?,
+            file: required(a, "--file")?,
+            expect_sha256: opt(a, "--expect-sha256")?,
+            seed: required(a, "--seed")?,
+            index: required(a, "--index")?,
+        };
+        argv.finish()?;
+        Ok(parsed)
+    }
+
+    /// The client's job and its index in the pool.
+    fn validate(self) -> Result<(ClientJob, usize), String> {
+        let job = ClientJob {
+            op: self.operation,
+            bytes: self.bytes,
+            addr: self.addr,
+            timeout: secs("--timeout", self.timeout)?,
+            file: self.file,
+            // Empty: a test file, checked against the generator.
+            expect_sha256: self
+                .expect_sha256
+                .as_deref()
+                .map(sha256_hex)
+                .transpose()?
+                .unwrap_or_default(),
+            seed: self.seed,
+            upload_sha256: Vec::new(),
+        };
+        Ok((job, self.index))
+    }
+}
+
+/// Not for users: its stdout is the pool's pipe, which `pool::worker_main` writes.
+pub(super) fn pool_worker(argv: Argv) -> Result<ExitCode, Failure> {
+    let (job, index) = PoolWorkerArgs::parse(argv)
+        .and_then(PoolWorkerArgs::validate)
+        .map_err(usage)?;
+    pool::worker_main(&job, index).map_err(|e| Failure::failed("pool-worker", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep`'s flags as given: lists still as strings, nothing checked.
+#[derive(Debug, Default, PartialEq)]
+struct SweepArgs {
+    quick: bool,
+    modes: Option<String>,
+    ops: Option<String>,
+    volumes: Option<String>,
+    clients: Option<String>,
+    servers: Option<String>,
+    repeat: Option<usize>,
+    work: Option<PathBuf>,
+    results: Option<PathBuf>,
+    prefix: Option<String>,
+    no_fsync: bool,
+    timeout: Option<f64>,
+    drain_timeout: Option<f64>,
+    bin: Option<PathBuf>,
+}
+
+impl SweepArgs {
+    fn parse(mut argv: Argv) -> Result<SweepArgs, String> {
+        let a = &mut argv.flags;
+        let parsed = SweepArgs {
+            quick: a.contains("--quick"),
+            modes: opt(a, "--modes")?,
+            ops: opt(a, "--ops")?,
+            volumes: opt(a, "--volumes")?,
+            clients: opt(a, "--clients")?,
+            servers: opt(a, "--servers")?,
+            repeat: opt(a, "--repeat")?,
+            work: opt_path(a, "--work")?,
+            results: opt_path(a, "--results")?,
+            prefix: opt(a, "--prefix")?,
+            no_fsync: a.contains("--no-fsync"),
+            timeout: opt(a, "--timeout")?,
+            drain_timeout: opt(a, "--drain-timeout")?,
+            bin: opt_path(a, "--bin")?,
+        };
+        argv.finish()?;
+        Ok(parsed)
+    }
+
+    /// The sweep's options, but for how it is run (`handle_signals`, `argv`).
+    fn validate(self) -> Result<SweepOpts, String> {
+        let exe = exe(self.bin)?;
+        let mut o = if self.quick {
+            SweepOpts::quick(exe)
+        } else {
+            SweepOpts::full(exe)
+        };
+        if let Some(s) = &self.modes {
+            o.modes = parse_list(s, "--modes")?;
+        }
+        if let Some(s) = &self.ops {
+            o.ops = parse_list(s, "--ops")?;
+        }
+        if let Some(s) = &self.volumes {
+            o.volumes = parse_list(s, "--volumes")?;
+        }
+        if let Some(s) = &self.clients {
+            o.clients = parse_list(s, "--clients")?;
+        }
+        if let Some(s) = &self.servers {
+            o.servers = parse_list(s, "--servers")?;
+        }
+        if o.clients.contains(&0) || o.servers.contains(&0) {
+            return Err("client and server pools must be at least 1".into());
+        }
+        if let Some(n) = self.repeat {
+            o.repeat = at_least_1("--repeat", n)?;
+        }
+        if let Some(p) = self.work {
+            o.work = p;
+        }
+        if let Some(p) = self.results {
+            o.results = p;
+        }
+        if let Some(p) = self.prefix {
+            o.prefix = p;
+        }
+        let or_secs = |v: Option<f64>, flag: &str, default: Duration| match v {
+            Some(s) => secs(flag, s),
+            None => Ok(default),
+        };
+        o.client_timeout = or_secs(self.timeout, "--timeout", o.client_timeout)?;
+        o.drain_timeout = or_secs(self.drain_timeout, "--drain-timeout", o.drain_timeout)?;
+        o.fsync = !self.no_fsync;
+        Ok(o)
+    }
+}
+
+pub(super) fn sweep(argv: Argv) -> Result<ExitCode, Failure> {
+    let mut opts = SweepArgs::parse(argv)
+        .and_then(SweepArgs::validate)
+        .map_err(usage)?;
+    // From the command line, Ctrl-C stops the sweep cleanly, and the metadata
+    // records how it was called.
+    opts.handle_signals = true;
+    opts.argv = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Progress goes to stderr, one line per scenario.
+    match sweep::run(&opts, &mut io::stderr()) {
+        Ok(outcome) if outcome.all_ok() => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(ExitCode::from(1)),
+        Err(e) => Err(Failure::failed("sweep", e)),
+    }
+}
+
+/// `gen-files`' flags as given.
+#[derive(Debug, Default, PartialEq)]
+struct GenFilesArgs {
+    dir: Option<PathBuf>,
+    sums: Option<PathBuf>,
+    volumes: Option<String>,
+}
+
+/// Where the test files and their sums go, and which sizes.
+#[derive(Debug, PartialEq)]
+struct GenFiles {
+    dir: PathBuf,
+    sums: PathBuf,
+    volumes: Vec<Volume>,
+}
+
+impl GenFilesArgs {
+    fn parse(mut argv: Argv) -> Result<GenFilesArgs, String> {
+        let a = &mut argv.flags;
+        let parsed = GenFilesArgs {
+            dir: opt_path(a, "--dir")?,
+            sums: opt_path(a, "--sums")?,
+            volumes: opt(a, "--volumes")?,
+        };
+        argv.finish()?;
+        Ok(parsed)
+    }
+
+    fn validate(self) -> Result<GenFiles, String> {
+        Ok(GenFiles {
+            dir: self.dir.unwrap_or_else(|| PathBuf::from("work/store")),
+            sums: self.sums.unwrap_or_else(|| PathBuf::from("work/sha256")),
+            volumes: match &self.volumes {
+                Some(s) => parse_list(s, "--volumes")?,
+                None => vec![Volume::mb(10), Volume::mb(50), Volume::mb(100)],
+            },
+        })
+    }
+}
+
+pub(super) fn gen_files<W: Write>(argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failure> {
+    let g = GenFilesArgs::parse(argv)
+        .and_then(GenFilesArgs::validate)
+        .map_err(usage)?;
+    let failed = |e| Failure::failed("gen-files", e);
+    let files = content::ensure_test_files(&g.dir, &g.sums, &g.volumes).map_err(failed)?;
+    for f in files {
+        let line = format!(
+            "{}  {}  {} bytes",
+            f.sha256,
+            g.dir.join(&f.name).display(),
+            f.bytes
+        );
+        writeln!(out, "{line}").map_err(failed)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::argv;
+
+    fn pool_opts(args: &[&str]) -> Result<(PoolOpts, bool), String> {
+        PoolArgs::parse(argv(args)).and_then(PoolArgs::validate)
+    }
+
+    fn sweep_opts(args: &[&str]) -> Result<SweepOpts, String> {
+        SweepArgs::parse(argv(args)).and_then(SweepArgs::validate)
+    }
+
+    #[test]
+    fn pool_flags_are_read_as_given_then_checked() {
+        let raw =
+            PoolArgs::parse(argv(&["--clients", "0", "--operation", "upload", "--json"])).unwrap();
+        assert_eq!(
+            raw,
+            PoolArgs {
+                clients: Some(0),
+                operation: Some(Op::Upload),
+                json: true,
+                ..PoolArgs::default()
+            }
+        );
+        assert_eq!(raw.validate().unwrap_err(), "--clients must be at least 1");
+
+        let (o, json) = pool_opts(&[]).unwrap();
+        assert!(!json);
+        assert_eq!(
+            (o.mode, o.op, o.volume, o.clients),
+            (Mode::Thread, Op::Download, Volume::mb(10), 1)
+        );
+        assert_eq!(o.addr, "127.0.0.1:7000");
+        assert_eq!(o.timeout, Duration::from_secs(300));
+        assert_eq!((o.file, o.expect_sha256, o.seed), (None, None, 1));
+        assert_eq!(o.exe, std::env::current_exe().unwrap());
+
+        let (o, _) = pool_opts(&[
+            "--mode",
+            "process",
+            "--volume",
+            "100KB",
+            "--clients",
+            "3",
+            "--port",
+            "9",
+            "--timeout",
+            "5",
+            "--file",
+            "f",
+            "--expect-sha256",
+            &"F".repeat(64),
+            "--seed",
+            "7",
+            "--bin",
+            "/b",
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.mode, o.volume, o.clients),
+            (Mode::Process, Volume::kb(100), 3)
+        );
+        assert_eq!(
+            (o.addr.as_str(), o.timeout),
+            ("127.0.0.1:9", Duration::from_secs(5))
+        );
+        assert_eq!(o.file.as_deref(), Some("f"));
+        assert_eq!(o.expect_sha256, Some("f".repeat(64)));
+        assert_eq!((o.seed, o.exe), (7, PathBuf::from("/b")));
+    }
+
+    #[test]
+    fn pool_usage_errors() {
+        for (args, msg) in [
+            (
+                &["--expect-sha256", "abc"][..],
+                "--expect-sha256 needs 64 hex digits",
+            ),
+            (
+                &["--timeout", "0"],
+                "--timeout: 0 is not a number of seconds between 0 and 10^9",
+            ),
+            (&["--jsn"], "unknown flag \"--jsn\""),
+        ] {
+            assert_eq!(pool_opts(args).unwrap_err(), msg, "{args:?}");
+        }
+        let e = pool_opts(&["--operation", "put"]).unwrap_err();
+        assert!(
+            e.starts_with("--operation: ") && e.contains("unknown operation \"put\""),
+            "{e}"
+        );
+        let e = pool_opts(&["--volume", "0"]).unwrap_err();
+        assert!(e.starts_with("--volume: "), "{e}");
+        let f = PoolArgs::parse(argv(&["--clients", "0"]))
+            .and_then(PoolArgs::validate)
+            .map_err(usage)
+            .unwrap_err();
+        assert!(f
+            .message()
+            .starts_with("fsbench: --clients must be at least 1\n\nusage: fsbench"));
+        assert!(f.message().ends_with(FLAGS));
+    }
+
+    #[test]
+    fn a_pool_worker_takes_exactly_the_flags_the_pool_gives_it() {
+        let base = [
+            "--operation",
+            "upload",
+            "--bytes",
+            "10",
+            "--addr",
+            "127.0.0.1:9",
+            "--timeout",
+            "1.5",
+            "--file",
+            "f",
+            "--seed",
+            "4",
+            "--index",
+            "2",
+        ];
+        let (job, index) = PoolWorkerArgs::parse(argv(&base))
+            .and_then(PoolWorkerArgs::validate)
+            .unwrap();
+        assert_eq!(index, 2);
+        assert_eq!(
+            (job.op, job.bytes, job.addr.as_str()),
+            (Op::Upload, 10, "127.0.0.1:9")
+        );
+        assert_eq!((job.timeout, job.seed), (Duration::from_secs_f64(1.5), 4));
+        assert_eq!((job.file.as_str(), job.expect_sha256.as_str()), ("f", ""));
+
+        let mut with_sha = base.to_vec();
+        let sha = "0a".repeat(32);
+        with_sha.extend(["--expect-sha256", &sha]);
+        let (job, _) = PoolWorkerArgs::parse(argv(&with_sha))
+            .and_then(PoolWorkerArgs::validate)
+            .unwrap();
+        assert_eq!(job.expect_sha256, sha);
+
+        assert_eq!(
+            PoolWorkerArgs::parse(argv(&base[2..])).unwrap_err(),
+            "--operation is required"
+        );
+        let mut zero = base.to_vec();
+        zero[7] = "0";
+        assert_eq!(
+            PoolWorkerArgs::parse(argv(&zero))
+                .and_then(PoolWorkerArgs::validate)
+                .unwrap_err(),
+            "--timeout: 0 is not a number of seconds between 0 and 10^9"
+        );
+    }
+
+    #[test]
+    fn sweep_flags_narrow_the_matrix() {
+        let o = sweep_opts(&[]).unwrap();
+        let full = SweepOpts::full(std::env::current_exe().unwrap());
+        assert_eq!(format!("{o:?}"), format!("{full:?}"));
+        let o = sweep_opts(&["--quick", "--bin", "/b"]).unwrap();
+        assert_eq!(
+            format!("{o:?}"),
+            format!("{:?}", SweepOpts::quick("/b".into()))
+        );
+
+        let o = sweep_opts(&[
+            "--modes",
+            "thread",
+            "--ops",
+            "upload,list",
+            "--volumes",
+            "1 100KB",
+            "--clients",
+            "2",
+            "--servers",
+            "3,4",
+            "--repeat",
+            "2",
+            "--work",
+            "w",
+            "--results",
+            "r",
+            "--prefix",
+            "p",
+            "--no-fsync",
+            "--timeout",
+            "9",
+            "--drain-timeout",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(o.modes, vec![Mode::Thread]);
+        assert_eq!(o.ops, vec![Op::Upload, Op::List]);
+        assert_eq!(o.volumes, vec![Volume::mb(1), Volume::kb(100)]);
+        assert_eq!((o.clients, o.servers, o.repeat), (vec![2], vec![3, 4], 2));
+        assert_eq!((o.work, o.results), ("w".into(), "r".into()));
+        assert_eq!(o.prefix, "p");
+        assert!(!o.fsync);
+        assert_eq!(o.client_timeout, Duration::from_secs(9));
+        assert_eq!(o.drain_timeout, Duration::from_millis(500));
+        assert!(!o.handle_signals, "set by the command, not by its flags");
+
+        for (args, msg) in [
+            (
+                &["--clients", "1 0"][..],
+                "client and server pools must be at least 1",
+            ),
+            (&["--repeat", "0"], "--repeat must be at least 1"),
+            (&["--ops", " "], "--ops: empty list"),
+            (&["--fsync"], "unknown flag \"--fsync\""),
+        ] {
+            assert_eq!(sweep_opts(args).unwrap_err(), msg, "{args:?}");
+        }
+        let e = sweep_opts(&["--modes", "thread fork"]).unwrap_err();
+        assert!(e.starts_with("--modes: unknown mode \"fork\""), "{e}");
+    }
+
+    #[test]
+    fn gen_files_defaults_and_volumes() {
+        let check =
+            |args: &[&str]| GenFilesArgs::parse(argv(args)).and_then(GenFilesArgs::validate);
+        assert_eq!(
+            check(&[]).unwrap(),
+            GenFiles {
+                dir: "work/store".into(),
+                sums: "work/sha256".into(),
+                volumes: vec![Volume::mb(10), Volume::mb(50), Volume::mb(100)],
+            }
+        );
+        assert_eq!(
+            check(&["--volumes", "10KB", "--dir", "d"]).unwrap().volumes,
+            vec![Volume::kb(10)]
+        );
+        assert!(check(&["--volumes", "ten"])
+            .unwrap_err()
+            .starts_with("--volumes: "));
+    }
+}

@@ -32,7 +32,10 @@ pub fn set_direct(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 
 /// A read-only, private map of `len` bytes of a file from `offset` (a
 /// multiple of the page size), its pages read in when it is made.
-pub struct Window {
+pub struct Window<'f> {
+    file: &'f File,
+    /// Where the window ends in the file.
+    end: u64,
     ptr: *mut u8,
     len: usize,
 }
@@ -107,8 +110,8 @@ fn install_handler() -> io::Result<()> {
     result
 }
 
-impl Window {
-    pub fn new(file: &File, offset: u64, len: usize) -> io::Result<Window> {
+impl<'f> Window<'f> {
+    pub fn new(file: &'f File, offset: u64, len: usize) -> io::Result<Window<'f>> {
         install_handler()?;
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty window"));
@@ -130,12 +133,20 @@ impl Window {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Window { ptr: p.cast(), len })
+        Ok(Window {
+            file,
+            end: offset + len as u64,
+            ptr: p.cast(),
+            len,
+        })
     }
 
     /// Runs `f` over the window's bytes. An error if the file turned out
     /// shorter than the window (truncated since it was opened): what `f`
-    /// saw past its end were zeros, not the file.
+    /// saw past its end were zeros, not the file. Two signs of that: a page
+    /// past the end faults (caught here), and, where the page cache holds
+    /// the file in folios larger than a page and a cut inside one leaves the
+    /// rest of it mapped as zeros, the file's size afterwards.
     pub fn read<R>(&self, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
         GUARDED.with(|g| g.set((self.ptr as usize, self.len)));
         CUT.with(|c| c.set(false));
@@ -143,7 +154,7 @@ impl Window {
         // lives; a missing page is replaced by zeros by the handler.
         let r = f(unsafe { std::slice::from_raw_parts(self.ptr, self.len) });
         GUARDED.with(|g| g.set((0, 0)));
-        if CUT.with(Cell::get) {
+        if CUT.with(Cell::get) || self.file.metadata()?.len() < self.end {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the file was cut short while it was read",
@@ -153,7 +164,7 @@ impl Window {
     }
 }
 
-impl Drop for Window {
+impl Drop for Window<'_> {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the map made in `new`, no longer borrowed.
         unsafe {

@@ -6,15 +6,16 @@
 //! valid name can reach) and are renamed into place once complete and synced.
 //! This module must never read, write or delete anything outside its root.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::protocol::check_name;
+use crate::sys::file::{create_new_nofollow, is_link_refused, is_not_found, open_read_nofollow};
 
 /// Name of the private folder for uploads in progress.
 pub const TMP_DIR: &str = ".tmp";
@@ -179,14 +180,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn fsync(&self) -> bool {
-        self.fsync
-    }
-
     /// Removes temp files whose name matches; returns how many.
     fn remove_temps(&self, pred: impl Fn(&str) -> bool) -> io::Result<usize> {
         let mut n = 0;
@@ -203,11 +196,6 @@ impl Store {
     pub fn remove_temps_of(&self, pid: u32) -> usize {
         let prefix = format!("up-{pid}-");
         self.remove_temps(|n| n.starts_with(&prefix)).unwrap_or(0)
-    }
-
-    /// How many temp files exist now (tests and the robustness suite read this).
-    pub fn temp_count(&self) -> usize {
-        fs::read_dir(&self.tmp).map(|d| d.count()).unwrap_or(0)
     }
 
     /// Names of the regular files, sorted.
@@ -235,15 +223,15 @@ impl Store {
     /// blocks on a FIFO, and refuses anything that is not a regular file.
     pub fn open_read(&self, name: &str) -> Result<(File, u64)> {
         check_name(name).map_err(Error::Request)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(self.root.join(name))
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => not_found(name),
-                Some(libc::ELOOP) => Error::request(format!("not a regular file: {name}")),
-                _ => Error::request(format!("cannot open {name}: {e}")),
-            })?;
+        let file = open_read_nofollow(&self.root.join(name)).map_err(|e| {
+            if is_not_found(&e) {
+                not_found(name)
+            } else if is_link_refused(&e) {
+                Error::request(format!("not a regular file: {name}"))
+            } else {
+                Error::request(format!("cannot open {name}: {e}"))
+            }
+        })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(Error::request(format!("not a regular file: {name}")));
@@ -255,12 +243,7 @@ impl Store {
     pub fn begin_upload(&self) -> Result<TempFile> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("up-{}-{n}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+        let file = create_new_nofollow(&path, 0o644)
             .map_err(|e| Error::request(format!("cannot create temp file: {e}")))?;
         // Direct I/O where the file system takes it (see TempFile).
         let direct = self.fsync && crate::sys::file::set_direct(file.as_fd(), true).is_ok();
@@ -301,9 +284,12 @@ impl Store {
         if !(t.is_file() || t.is_symlink()) || t.is_fifo() {
             return Err(Error::request(format!("not a regular file: {name}")));
         }
-        fs::remove_file(&path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => not_found(name),
-            _ => Error::request(format!("cannot delete {name}: {e}")),
+        fs::remove_file(&path).map_err(|e| {
+            if is_not_found(&e) {
+                not_found(name)
+            } else {
+                Error::request(format!("cannot delete {name}: {e}"))
+            }
         })?;
         if self.fsync {
             File::open(&self.root)?.sync_all()?;

@@ -42,13 +42,6 @@ fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
 }
 
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
 /// Why a waiting connection is closed at its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
@@ -262,7 +255,7 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => continue,
-                Err(e) if out_of_descriptors(&e) => {
+                Err(e) if crate::sys::out_of_descriptors(&e) => {
                     crate::log::info(format_args!("accept: {e}; pausing accepts"));
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     break;

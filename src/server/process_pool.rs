@@ -272,6 +272,12 @@ impl ProcessPool {
                 .unwrap_or(101);
                 process::exit_now(code)
             }
+            Forked::ChildSetupFailed(e) => {
+                // Already closed, or about to be with the process.
+                std::mem::forget(mine);
+                crate::log::info(format_args!("worker {id}: start-up failed: {e}"));
+                process::exit_now(70)
+            }
             Forked::Parent { pid } => {
                 drop(theirs);
                 self.stats.set_pid(id, pid);

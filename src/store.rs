@@ -4,7 +4,12 @@
 //! any system call; files are opened with `O_NOFOLLOW` and must be regular
 //! files. Uploads go to a private temporary folder (`<root>/.tmp`, which no
 //! valid name can reach) and are renamed into place once complete and synced.
-//! This module must never read, write or delete anything outside its root.
+//! With fsync on, success means the file and its folder entry are on disk;
+//! every failure is an [`Error::Request`] with its reason (the client is
+//! answered ERROR), even one after the rename, which says the file is in
+//! place but may not survive a crash.
+//! This module must never read, write or delete anything outside its root,
+//! and never names a system constant (those live in [`crate::sys`]).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -232,7 +237,9 @@ impl Store {
                 Error::request(format!("cannot open {name}: {e}"))
             }
         })?;
-        let meta = file.metadata()?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::request(format!("cannot open {name}: {e}")))?;
         if !meta.is_file() {
             return Err(Error::request(format!("not a regular file: {name}")));
         }
@@ -269,8 +276,15 @@ impl Store {
         fs::rename(&tmp.path, &dest)
             .map_err(|e| Error::request(format!("cannot store {name}: {e}")))?;
         tmp.done = true;
+        // The file is in place, but until its folder is synced the rename may
+        // be lost in a crash: an upload acknowledged with fsync on must be on
+        // disk, so a failed sync is an ERROR that says what is true.
         if self.fsync {
-            File::open(&self.root)?.sync_all()?;
+            self.sync_root().map_err(|e| {
+                Error::request(format!(
+                    "{name} is stored but may not survive a crash: syncing the store's folder failed: {e}"
+                ))
+            })?;
         }
         Ok(())
     }
@@ -292,8 +306,17 @@ impl Store {
             }
         })?;
         if self.fsync {
-            File::open(&self.root)?.sync_all()?;
+            self.sync_root().map_err(|e| {
+                Error::request(format!(
+                    "{name} is deleted but may come back after a crash: syncing the store's folder failed: {e}"
+                ))
+            })?;
         }
         Ok(())
+    }
+
+    /// Syncs the store's folder, so that a rename or a removal in it survives a crash.
+    fn sync_root(&self) -> io::Result<()> {
+        File::open(&self.root)?.sync_all()
     }
 }

@@ -1,6 +1,6 @@
 //! The file store: one flat folder of regular files.
 //!
-//! Every name is checked by [`check_name`](crate::protocol::check_name) before
+//! Every name is checked by [`check_name`] before
 //! any system call; files are opened with `O_NOFOLLOW` and must be regular
 //! files. Uploads go to a private temporary folder (`<root>/.tmp`, which no
 //! valid name can reach) and are renamed into place once complete and synced.

@@ -4,10 +4,11 @@
 //! It starts with the bytes the acceptor already read (at least one whole
 //! request line, or a line that hit the limit), serves every request already
 //! waiting, and then gives the connection back to the event loop instead of
-//! blocking on a client that has nothing more to say. Memory per connection
-//! is bounded by the line limit plus a few 64 KiB buffers, whatever the file
-//! size. It must never panic on client input, and never touch the store
-//! except through [`Store`].
+//! blocking on a client that has nothing more to say: it returns what becomes
+//! of the connection ([`AfterTask`]) and what it counted ([`TaskStats`]).
+//! Memory per connection is bounded by the line limit plus a few 64 KiB
+//! buffers, whatever the file size. It must never panic on client input, and
+//! never touch the store except through [`Store`].
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};

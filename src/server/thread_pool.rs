@@ -1,8 +1,12 @@
 //! Thread mode: a hand-rolled pool of N `std::thread`s fed through a bounded queue.
 //!
 //! `Arc<Shared { Mutex<State>, Condvar }>` as in tiny-http, with an explicit
-//! shutdown flag, and the `JoinHandle`s kept and joined on shutdown. Workers
-//! report back through a channel and wake the event loop with a `mio::Waker`.
+//! shutdown flag, and the `JoinHandle`s kept and joined on shutdown. Each
+//! `WorkerThread` serves a job with [`conn::serve`], sends what it did
+//! ([`Returned`]) through a channel and wakes the event loop with a
+//! `mio::Waker`. A worker thread never touches the event loop or its
+//! connections, and a panicking handler never ends a worker (the pool never
+//! shrinks).
 
 use std::collections::VecDeque;
 use std::io;

@@ -167,10 +167,6 @@ impl Client {
         Err(ClientError::Connect(last))
     }
 
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
     fn send_line(&mut self, line: &str) -> Result<()> {
         self.last_response_bytes = 0;
         if line.contains('\n') {

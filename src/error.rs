@@ -13,7 +13,9 @@ pub enum Error {
     Request(String),
     /// The request was wrong in a way the stream cannot recover from: answer ERROR, then close.
     Fatal(String),
-    /// The connection or the disk failed.
+    /// The connection failed, or an answer already under way cannot be
+    /// finished (a GET whose file fails mid-way): close without a word.
+    /// A failure the client can still be told about is a `Request` error.
     Io(io::Error),
 }
 

@@ -1,20 +1,26 @@
 //! The file store: one flat folder of regular files.
 //!
-//! Every name is checked by [`check_name`](crate::protocol::check_name) before
+//! Every name is checked by [`check_name`] before
 //! any system call; files are opened with `O_NOFOLLOW` and must be regular
 //! files. Uploads go to a private temporary folder (`<root>/.tmp`, which no
 //! valid name can reach) and are renamed into place once complete and synced.
-//! This module must never read, write or delete anything outside its root.
+//! With fsync on, success means the file and its folder entry are on disk;
+//! every failure is an [`Error::Request`] with its reason (the client is
+//! answered ERROR), even one after the rename, which says the file is in
+//! place but may not survive a crash.
+//! This module must never read, write or delete anything outside its root,
+//! and never names a system constant (those live in [`crate::sys`]).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::protocol::check_name;
+use crate::sys::file::{create_new_nofollow, is_link_refused, is_not_found, open_read_nofollow};
 
 /// Name of the private folder for uploads in progress.
 pub const TMP_DIR: &str = ".tmp";
@@ -179,14 +185,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn fsync(&self) -> bool {
-        self.fsync
-    }
-
     /// Removes temp files whose name matches; returns how many.
     fn remove_temps(&self, pred: impl Fn(&str) -> bool) -> io::Result<usize> {
         let mut n = 0;
@@ -203,11 +201,6 @@ impl Store {
     pub fn remove_temps_of(&self, pid: u32) -> usize {
         let prefix = format!("up-{pid}-");
         self.remove_temps(|n| n.starts_with(&prefix)).unwrap_or(0)
-    }
-
-    /// How many temp files exist now (tests and the robustness suite read this).
-    pub fn temp_count(&self) -> usize {
-        fs::read_dir(&self.tmp).map(|d| d.count()).unwrap_or(0)
     }
 
     /// Names of the regular files, sorted.
@@ -235,16 +228,18 @@ impl Store {
     /// blocks on a FIFO, and refuses anything that is not a regular file.
     pub fn open_read(&self, name: &str) -> Result<(File, u64)> {
         check_name(name).map_err(Error::Request)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(self.root.join(name))
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => not_found(name),
-                Some(libc::ELOOP) => Error::request(format!("not a regular file: {name}")),
-                _ => Error::request(format!("cannot open {name}: {e}")),
-            })?;
-        let meta = file.metadata()?;
+        let file = open_read_nofollow(&self.root.join(name)).map_err(|e| {
+            if is_not_found(&e) {
+                not_found(name)
+            } else if is_link_refused(&e) {
+                Error::request(format!("not a regular file: {name}"))
+            } else {
+                Error::request(format!("cannot open {name}: {e}"))
+            }
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::request(format!("cannot open {name}: {e}")))?;
         if !meta.is_file() {
             return Err(Error::request(format!("not a regular file: {name}")));
         }
@@ -255,12 +250,7 @@ impl Store {
     pub fn begin_upload(&self) -> Result<TempFile> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("up-{}-{n}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+        let file = create_new_nofollow(&path, 0o644)
             .map_err(|e| Error::request(format!("cannot create temp file: {e}")))?;
         // Direct I/O where the file system takes it (see TempFile).
         let direct = self.fsync && crate::sys::file::set_direct(file.as_fd(), true).is_ok();
@@ -286,8 +276,15 @@ impl Store {
         fs::rename(&tmp.path, &dest)
             .map_err(|e| Error::request(format!("cannot store {name}: {e}")))?;
         tmp.done = true;
+        // The file is in place, but until its folder is synced the rename may
+        // be lost in a crash: an upload acknowledged with fsync on must be on
+        // disk, so a failed sync is an ERROR that says what is true.
         if self.fsync {
-            File::open(&self.root)?.sync_all()?;
+            self.sync_root().map_err(|e| {
+                Error::request(format!(
+                    "{name} is stored but may not survive a crash: syncing the store's folder failed: {e}"
+                ))
+            })?;
         }
         Ok(())
     }
@@ -301,13 +298,25 @@ impl Store {
         if !(t.is_file() || t.is_symlink()) || t.is_fifo() {
             return Err(Error::request(format!("not a regular file: {name}")));
         }
-        fs::remove_file(&path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => not_found(name),
-            _ => Error::request(format!("cannot delete {name}: {e}")),
+        fs::remove_file(&path).map_err(|e| {
+            if is_not_found(&e) {
+                not_found(name)
+            } else {
+                Error::request(format!("cannot delete {name}: {e}"))
+            }
         })?;
         if self.fsync {
-            File::open(&self.root)?.sync_all()?;
+            self.sync_root().map_err(|e| {
+                Error::request(format!(
+                    "{name} is deleted but may come back after a crash: syncing the store's folder failed: {e}"
+                ))
+            })?;
         }
         Ok(())
+    }
+
+    /// Syncs the store's folder, so that a rename or a removal in it survives a crash.
+    fn sync_root(&self) -> io::Result<()> {
+        File::open(&self.root)?.sync_all()
     }
 }

@@ -5,6 +5,11 @@
 //! hashing them; `upload` reads a source in chunks, encodes each one as a
 //! base64 line and checks the name the server returns against the local
 //! SHA-256. Nothing here holds a whole file.
+//!
+//! Errors keep the two sides apart: the network ([`ClientError::Io`]) and the
+//! local sink or source of a transfer ([`ClientError::Local`]), so that a
+//! full disk or a closed pipe is never reported as a connection failure.
+//! The library never prints and never exits: every failure is returned.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -21,12 +26,24 @@ pub const UPLOAD_CHUNK: usize = 192 * 1024;
 /// Largest non-GET response the client accepts.
 const MAX_RESPONSE: usize = 64 << 20;
 
+/// The local side of a transfer that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalSide {
+    /// Where a GET writes what it receives (a file, a pipe, a checker).
+    Sink,
+    /// What an upload reads to send.
+    Source,
+}
+
 #[derive(Debug)]
 pub enum ClientError {
     /// Could not connect.
     Connect(io::Error),
     /// The connection failed or timed out during a request.
     Io(io::Error),
+    /// The local sink or source of a transfer failed (a full disk, a closed
+    /// pipe, an unreadable file): not the network.
+    Local(LocalSide, io::Error),
     /// The server answered ERROR, with its reason.
     Server(String),
     /// The bytes did not match what was expected.
@@ -36,8 +53,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Writing to the sink failed.
+    pub fn sink(e: io::Error) -> ClientError {
+        ClientError::Local(LocalSide::Sink, e)
+    }
+
+    /// Reading the source failed.
+    pub fn source(e: io::Error) -> ClientError {
+        ClientError::Local(LocalSide::Source, e)
+    }
+
     /// A short cause for grouping failures: connect refused, timeout, reset,
-    /// server error, verification mismatch, protocol, io.
+    /// server error, verification mismatch, protocol, io, local write, local read.
     pub fn cause(&self) -> String {
         fn io_cause(e: &io::Error, connecting: bool) -> &'static str {
             match e.kind() {
@@ -54,6 +81,8 @@ impl ClientError {
         match self {
             ClientError::Connect(e) => io_cause(e, true).to_string(),
             ClientError::Io(e) => io_cause(e, false).to_string(),
+            ClientError::Local(LocalSide::Sink, _) => "local write".to_string(),
+            ClientError::Local(LocalSide::Source, _) => "local read".to_string(),
             ClientError::Server(m) => format!("server ERROR: {m}"),
             ClientError::Verify(_) => "verification mismatch".to_string(),
             ClientError::Protocol(_) => "protocol".to_string(),
@@ -66,6 +95,10 @@ impl std::fmt::Display for ClientError {
         match self {
             ClientError::Connect(e) => write!(f, "cannot connect: {e}"),
             ClientError::Io(e) => write!(f, "connection failed: {e}"),
+            ClientError::Local(LocalSide::Sink, e) => write!(f, "local write failed: {e}"),
+            ClientError::Local(LocalSide::Source, e) => {
+                write!(f, "reading the source failed: {e}")
+            }
             ClientError::Server(m) => write!(f, "server answered ERROR: {m}"),
             ClientError::Verify(m) => write!(f, "verification failed: {m}"),
             ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
@@ -75,6 +108,8 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// An `io::Error` met on the connection; a local one goes through
+/// [`ClientError::sink`] or [`ClientError::source`] instead.
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {
         ClientError::Io(e)
@@ -130,10 +165,6 @@ impl Client {
             }
         }
         Err(ClientError::Connect(last))
-    }
-
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
     }
 
     fn send_line(&mut self, line: &str) -> Result<()> {
@@ -307,7 +338,7 @@ impl Client {
                 }
             };
             text_len += done.unwrap_or(p.len()) as u64;
-            sink.write_all(&out)?;
+            sink.write_all(&out).map_err(ClientError::sink)?;
             match done {
                 Some(i) => {
                     self.consume(i + 1);
@@ -376,7 +407,7 @@ impl Client {
         let mut head = Vec::new();
         let mut bytes: u64 = 0;
         loop {
-            let n = read_full(src, &mut raw)?;
+            let n = read_full(src, &mut raw).map_err(ClientError::source)?;
             if n == 0 {
                 break;
             }
@@ -519,4 +550,116 @@ fn find_data_file(p: &[u8]) -> Option<usize> {
         i += 1;
     }
     (p.get(i) == Some(&b'"')).then_some(i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::json;
+    use crate::protocol::{base64, READY};
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+
+    /// A one-connection server that reads one request line and answers `answer`.
+    fn answering(answer: Vec<u8>) -> (SocketAddr, JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            // The client may give up and close before it has read everything.
+            let _ = (&s).write_all(&answer);
+            // Whatever else comes (an upload's body) until the client goes.
+            let _ = io::copy(&mut r, &mut io::sink());
+            line
+        });
+        (addr, server)
+    }
+
+    /// Takes `room` bytes, then fails like a full disk or a closed pipe.
+    struct FailingSink {
+        room: usize,
+        kind: io::ErrorKind,
+    }
+
+    impl Write for FailingSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::new(self.kind, "the sink fails"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_fails_is_a_local_error_not_a_connection_failure() {
+        let content = vec![7u8; 300_000];
+        for (room, kind) in [
+            (0, io::ErrorKind::StorageFull),
+            (100_000, io::ErrorKind::BrokenPipe),
+        ] {
+            let mut answer = json::get_head("a.bin").into_bytes();
+            answer.extend_from_slice(base64::encode(&content).as_bytes());
+            answer.extend_from_slice(json::GET_TAIL);
+            let (addr, server) = answering(answer);
+            let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
+            let mut sink = FailingSink { room, kind };
+            let e = c.get("a.bin", &mut sink).unwrap_err();
+            assert!(
+                matches!(&e, ClientError::Local(LocalSide::Sink, io) if io.kind() == kind),
+                "{e:?}"
+            );
+            assert!(e.to_string().starts_with("local write failed: "), "{e}");
+            assert_eq!(e.cause(), "local write");
+            drop(c);
+            assert_eq!(server.join().unwrap(), "GET a.bin\n");
+        }
+    }
+
+    /// Gives `room` bytes, then fails like an unreadable file.
+    struct FailingSource {
+        room: usize,
+    }
+
+    impl Read for FailingSource {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("the source fails"));
+            }
+            let n = buf.len().min(self.room);
+            buf[..n].fill(1);
+            self.room -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_that_fails_is_a_local_error_not_a_connection_failure() {
+        for room in [0, 2 * UPLOAD_CHUNK + 5] {
+            let (addr, server) = answering(READY.to_vec());
+            let mut c = Client::connect(addr, Duration::from_secs(10)).unwrap();
+            let e = c
+                .upload(Some("b.bin"), &mut FailingSource { room })
+                .unwrap_err();
+            assert!(
+                matches!(&e, ClientError::Local(LocalSide::Source, _)),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string().starts_with("reading the source failed: "),
+                "{e}"
+            );
+            assert_eq!(e.cause(), "local read");
+            drop(c);
+            assert_eq!(server.join().unwrap(), "UPLOAD b.bin\n");
+        }
+    }
 }

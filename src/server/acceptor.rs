@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::protocol::{empty_lines_len, json, Limits};
-use crate::server::pool::{Back, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{AfterTask, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::{Counter, ServerStats};
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
@@ -42,11 +42,13 @@ fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
 }
 
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+/// Why a waiting connection is closed at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// A lingering close ran out of time: the ERROR was sent already, nothing more to say.
+    LingerOver,
+    /// The client was too slow: it is told why (the reason), and it counts as timed out.
+    TimedOut(&'static str),
 }
 
 /// A connection waiting for its next request line.
@@ -253,7 +255,7 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => continue,
-                Err(e) if out_of_descriptors(&e) => {
+                Err(e) if crate::sys::out_of_descriptors(&e) => {
                     crate::log::info(format_args!("accept: {e}; pausing accepts"));
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     break;
@@ -362,14 +364,15 @@ impl<P: WorkerPool> Acceptor<P> {
 
     fn on_returned(&mut self, r: Returned, draining: bool) {
         self.in_pool = self.in_pool.saturating_sub(1);
-        self.stats.record(r.worker, &r.report);
-        let (stream, pending, linger) = match r.back {
-            None => {
+        self.stats.record(r.worker, &r.stats);
+        let (stream, pending, linger) = match r.after {
+            AfterTask::Close => {
+                // A descriptor was freed: accepting can resume at once.
                 self.accept_paused_until = None;
                 return;
             }
-            Some(Back::Open(s, pending)) => (s, pending, false),
-            Some(Back::Linger(s)) => (s, Vec::new(), true),
+            AfterTask::Keep(s, pending) => (s, pending, false),
+            AfterTask::Linger(s) => (s, Vec::new(), true),
         };
         if draining {
             return;
@@ -417,32 +420,33 @@ impl<P: WorkerPool> Acceptor<P> {
 
     /// Closes connections past their idle or request deadline, telling them why.
     fn expire(&mut self, now: Instant) {
-        let expired: Vec<(usize, &'static str)> = self
+        let expired: Vec<(usize, Expiry)> = self
             .conns
             .iter()
             .filter_map(|(k, c)| {
-                if c.linger {
-                    (now >= c.idle_deadline).then_some((k, ""))
+                let why = if c.linger {
+                    (now >= c.idle_deadline).then_some(Expiry::LingerOver)
                 } else if c.request_deadline.is_some_and(|d| now >= d) {
-                    Some((k, "request line not received in time"))
+                    Some(Expiry::TimedOut("request line not received in time"))
                 } else if now >= c.idle_deadline {
-                    Some((k, "idle timeout"))
+                    Some(Expiry::TimedOut("idle timeout"))
                 } else {
                     None
-                }
+                };
+                why.map(|w| (k, w))
             })
             .collect();
-        for (key, reason) in expired {
-            if reason.is_empty() {
-                // A lingering close that ran out of time: nothing more to say.
-                self.close(key);
-                continue;
-            }
-            self.stats.add(Counter::ConnectionsTimedOut, 1);
-            if let Some(c) = self.conns.get_mut(key) {
-                // Best effort, never blocking: the socket is non-blocking.
-                let _ = c.stream.write(&json::error_response(reason));
-                crate::log::debug(format_args!("{}: {reason}", c.peer));
+        for (key, why) in expired {
+            match why {
+                Expiry::LingerOver => {}
+                Expiry::TimedOut(reason) => {
+                    self.stats.add(Counter::ConnectionsTimedOut, 1);
+                    if let Some(c) = self.conns.get_mut(key) {
+                        // Best effort, never blocking: the socket is non-blocking.
+                        let _ = c.stream.write(&json::error_response(reason));
+                        crate::log::debug(format_args!("{}: {reason}", c.peer));
+                    }
+                }
             }
             self.close(key);
         }

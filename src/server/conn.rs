@@ -4,10 +4,11 @@
 //! It starts with the bytes the acceptor already read (at least one whole
 //! request line, or a line that hit the limit), serves every request already
 //! waiting, and then gives the connection back to the event loop instead of
-//! blocking on a client that has nothing more to say. Memory per connection
-//! is bounded by the line limit plus a few 64 KiB buffers, whatever the file
-//! size. It must never panic on client input, and never touch the store
-//! except through [`Store`].
+//! blocking on a client that has nothing more to say: it returns what becomes
+//! of the connection ([`AfterTask`]) and what it counted ([`TaskStats`]).
+//! Memory per connection is bounded by the line limit plus a few 64 KiB
+//! buffers, whatever the file size. It must never panic on client input, and
+//! never touch the store except through [`Store`].
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
@@ -22,7 +23,8 @@ use crate::protocol::{
     check_name, detect_extension, empty_lines_len, hex, parse_request, Limits, ReadBuf, Request,
     END_UPLOAD, READY,
 };
-use crate::server::stats::Report;
+use crate::server::pool::AfterTask;
+use crate::server::stats::TaskStats;
 use crate::store::{Store, TempFile};
 use crate::sys::file::Window;
 
@@ -43,21 +45,11 @@ pub struct Ctx<'a> {
     pub draining: &'a dyn Fn() -> bool,
 }
 
-/// What becomes of the connection after the worker is done with it.
-pub enum After {
-    /// Open, with nothing complete waiting: back to the event loop, with the bytes of a partial line.
-    GiveBack(TcpStream, Vec<u8>),
-    /// A fatal error was answered and the write side shut: the event loop lingers
-    /// on it (see [`Back::Linger`](crate::server::pool::Back::Linger)).
-    Linger(TcpStream),
-    Close,
-}
-
 /// A connection with its read buffer.
 struct Conn {
     stream: TcpStream,
     buf: ReadBuf,
-    report: Report,
+    stats: TaskStats,
 }
 
 enum Fill {
@@ -84,7 +76,7 @@ impl Conn {
         match self.buf.fill_from(&mut self.stream) {
             Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
-                self.report.bytes_in += n as u64;
+                self.stats.bytes_in += n as u64;
                 Ok(Fill::Data)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
@@ -102,7 +94,7 @@ impl Conn {
 
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)?;
-        self.report.bytes_out += bytes.len() as u64;
+        self.stats.bytes_out += bytes.len() as u64;
         Ok(())
     }
 
@@ -118,17 +110,17 @@ impl Conn {
 }
 
 /// Serves a connection handed over by the acceptor with `pending` bytes already read.
-pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) {
+pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (AfterTask, TaskStats) {
     let cap = ctx.limits.max_line + 2 + READ_CHUNK;
-    // The bytes the event loop read count as this task's; see GiveBack.
+    // The bytes the event loop read count as this task's; see AfterTask::Keep.
     let bytes_in = pending.len() as u64;
     let mut c = Conn {
         stream,
         buf: ReadBuf::with_pending(pending, cap),
-        report: Report {
+        stats: TaskStats {
             ok: true,
             bytes_in,
-            ..Report::default()
+            ..TaskStats::default()
         },
     };
     let idle = Some(ctx.limits.idle_timeout);
@@ -139,14 +131,14 @@ pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (After, Report) 
         .and_then(|_| c.stream.set_write_timeout(idle))
     {
         crate::log::debug(format_args!("connection setup failed: {e}"));
-        c.report.ok = false;
-        return (After::Close, c.report);
+        c.stats.ok = false;
+        return (AfterTask::Close, c.stats);
     }
     let after = serve_loop(&mut c, ctx);
-    (after, c.report)
+    (after, c.stats)
 }
 
-fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
+fn serve_loop(c: &mut Conn, ctx: &Ctx) -> AfterTask {
     loop {
         c.skip_empty_lines();
         // A newline past the limit (read by the worker, after an earlier request)
@@ -155,32 +147,32 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
         if line_end.is_none() && c.pending().len() <= ctx.limits.max_line {
             // Nothing complete waiting: see, without blocking, whether more came.
             if (ctx.draining)() {
-                return After::Close;
+                return AfterTask::Close;
             }
             match c.fill_nonblocking() {
                 Ok(Fill::Data) => continue,
                 Ok(Fill::WouldBlock) => {
                     let rest = c.pending().to_vec();
                     // Counted by the task that gets them next, not twice.
-                    c.report.bytes_in = c.report.bytes_in.saturating_sub(rest.len() as u64);
+                    c.stats.bytes_in = c.stats.bytes_in.saturating_sub(rest.len() as u64);
                     let stream = c.stream.try_clone();
                     return match stream {
-                        Ok(s) => After::GiveBack(s, rest),
-                        Err(_) => After::Close,
+                        Ok(s) => AfterTask::Keep(s, rest),
+                        Err(_) => AfterTask::Close,
                     };
                 }
-                Ok(Fill::Eof) => return After::Close,
+                Ok(Fill::Eof) => return AfterTask::Close,
                 Err(_) => {
                     // A reset after the last response was written does not fail the
                     // task; one that cuts a request short does.
                     if !c.pending().is_empty() {
-                        c.report.ok = false;
+                        c.stats.ok = false;
                     }
-                    return After::Close;
+                    return AfterTask::Close;
                 }
             }
         }
-        c.report.requests += 1;
+        c.stats.requests += 1;
         let result = match line_end {
             Some(n) => {
                 let line = c.pending()[..n].to_vec();
@@ -192,34 +184,34 @@ fn serve_loop(c: &mut Conn, ctx: &Ctx) -> After {
         match result {
             Ok(()) => {}
             Err(Error::Request(reason)) => {
-                c.report.ok = false;
+                c.stats.ok = false;
                 crate::log::debug(format_args!("request failed: {reason}"));
                 if c.send(&json::error_response(&reason)).is_err() {
-                    return After::Close;
+                    return AfterTask::Close;
                 }
             }
             Err(Error::Fatal(reason)) => {
-                c.report.ok = false;
+                c.stats.ok = false;
                 crate::log::debug(format_args!("closing connection: {reason}"));
                 if c.send(&json::error_response(&reason)).is_err()
                     || c.stream.shutdown(Shutdown::Write).is_err()
                 {
-                    return After::Close;
+                    return AfterTask::Close;
                 }
                 return match c.stream.try_clone() {
-                    Ok(s) => After::Linger(s),
-                    Err(_) => After::Close,
+                    Ok(s) => AfterTask::Linger(s),
+                    Err(_) => AfterTask::Close,
                 };
             }
             Err(Error::Io(e)) => {
-                c.report.ok = false;
+                c.stats.ok = false;
                 crate::log::debug(format_args!("connection broken: {e}"));
                 if e.kind() == io::ErrorKind::TimedOut {
                     // The client went quiet mid-request (an upload body, a long
                     // line): the connection still stands, so say why it ends.
                     let _ = c.send(&json::error_response("idle timeout"));
                 }
-                return After::Close;
+                return AfterTask::Close;
             }
         }
     }

@@ -1,7 +1,11 @@
-//! What the acceptor needs from a worker pool, whichever kind it is.
+//! What the acceptor needs from a worker pool, whichever kind it is, and the
+//! types that cross between them: a [`Job`] goes in, a [`Returned`] comes
+//! back, carrying the task's [`TaskStats`] and what becomes of the connection
+//! ([`AfterTask`], decided by the connection handler).
 //!
 //! The two pools differ only in how a connection reaches a worker (a queue,
-//! or a descriptor over a socketpair) and how the worker reports back.
+//! or a descriptor over a socketpair) and how the worker says it is done.
+//! This module holds no pool logic and must never do I/O itself.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +16,7 @@ use mio::event::Event;
 use mio::{Registry, Token};
 
 use crate::protocol::Limits;
-use crate::server::stats::{Report, ServerStats};
+use crate::server::stats::{ServerStats, TaskStats};
 use crate::store::Store;
 
 /// Tokens at or above this belong to the pool's own event sources.
@@ -38,22 +42,27 @@ pub struct Job {
     pub peer: SocketAddr,
 }
 
-/// A connection that comes back to the event loop with a finished task.
-pub enum Back {
-    /// Still open with nothing complete waiting: wait for its next request
-    /// (with the bytes of a partial line).
-    Open(TcpStream, Vec<u8>),
-    /// Closing after a fatal error, its write side already shut: discard what
-    /// the client still sends until it closes or a short deadline passes, so
-    /// the client reads the ERROR instead of a reset, and no worker waits for it.
+/// What becomes of a connection once a worker is done with it: the handler
+/// decides, the pool carries it back, the acceptor acts on it.
+#[derive(Debug)]
+pub enum AfterTask {
+    /// Keep it: open with nothing complete waiting, so it goes back to the
+    /// event loop to wait for its next request (with the bytes of a partial line).
+    Keep(TcpStream, Vec<u8>),
+    /// Closing after a fatal error, its write side already shut: the event loop
+    /// discards what the client still sends until it closes or a short deadline
+    /// passes, so the client reads the ERROR instead of a reset, and no worker
+    /// waits for it.
     Linger(TcpStream),
+    /// Close it: the worker has dropped (or lost) the connection.
+    Close,
 }
 
 /// A worker is done with a task.
 pub struct Returned {
     pub worker: usize,
-    pub report: Report,
-    pub back: Option<Back>,
+    pub stats: TaskStats,
+    pub after: AfterTask,
     pub peer: SocketAddr,
 }
 
@@ -66,7 +75,7 @@ pub trait WorkerPool {
     fn has_room(&self) -> bool;
     /// Hands a job to a worker, or gives it back when there is no room.
     fn submit(&mut self, job: Job) -> Result<(), Job>;
-    /// Moves the reports that arrived since the last call into `out`.
+    /// Moves the tasks finished since the last call into `out`.
     fn take_returned(&mut self, out: &mut Vec<Returned>);
     /// Nothing queued and nothing in flight.
     fn is_idle(&self) -> bool;

@@ -3,11 +3,11 @@
 //!
 //! The acceptor sends an idle worker the connection's descriptor and the bytes
 //! it already read, and closes its own copy at once (so a client sees its
-//! connection close if that worker dies). STATS reads the counters the acceptor
-//! keeps in memory shared across the fork. The worker serves
-//! it with [`conn::serve`], the same handler as thread mode, and reports back
-//! (ok or failed, bytes in and out, requests), sending the descriptor back
-//! when the connection stays open with nothing waiting. A worker that dies is
+//! connection close if that worker dies). The worker serves it with
+//! [`conn::serve`], the same handler as thread mode, and sends back a
+//! `DoneMessage`: its [`TaskStats`] and the [`AfterTask`], with the
+//! descriptor when the connection is kept or lingers. STATS reads the counters
+//! the acceptor keeps in memory shared across the fork. A worker that dies is
 //! noticed through its socketpair, reaped, its temp files removed, and
 //! replaced, with a growing delay if replacements keep dying at start.
 //!
@@ -29,9 +29,9 @@ use mio::{Interest, Registry, Token};
 
 use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
-use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Back, Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
-use crate::server::stats::{Counter, Report, ServerStats};
+use crate::server::conn::{self, Ctx};
+use crate::server::pool::{AfterTask, Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::stats::{Counter, ServerStats, TaskStats};
 use crate::store::Store;
 use crate::sys::fdpass;
 use crate::sys::process::{self, Forked};
@@ -51,8 +51,8 @@ pub fn restart_delay(quick: u32) -> Duration {
 }
 
 // Message kinds. Acceptor to worker: a job (with the connection's
-// descriptor), or "drain". Worker to acceptor: a report (with the descriptor
-// when the connection comes back).
+// descriptor), or "drain". Worker to acceptor: a done message (with the
+// descriptor when the connection comes back).
 const JOB: u8 = b'J';
 const DRAIN: u8 = b'Q';
 const DONE: u8 = b'D';
@@ -119,48 +119,64 @@ fn decode_to_worker(f: Frame) -> io::Result<ToWorker> {
     }
 }
 
-/// What a report says of its connection (the descriptor travels with it unless closed).
-const BACK_CLOSED: u8 = 0;
-const BACK_OPEN: u8 = 1;
-const BACK_LINGER: u8 = 2;
+/// What a done message says of its connection (the descriptor travels with
+/// it unless closed).
+const AFTER_CLOSE: u8 = 0;
+const AFTER_KEEP: u8 = 1;
+const AFTER_LINGER: u8 = 2;
 
-/// A report; `rest` is the partial line of a connection given back open.
-fn encode_done(r: &Report, back: u8, rest: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(27 + rest.len());
-    b.push(DONE);
-    b.push(r.ok as u8);
-    for v in [r.bytes_in, r.bytes_out, r.requests] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.push(back);
-    b.extend_from_slice(rest);
-    b
+/// What a worker sends the acceptor after each task: what it counted, and
+/// what becomes of the connection.
+struct DoneMessage {
+    stats: TaskStats,
+    after: AfterTask,
 }
 
-/// A worker's report, and the connection if it came back.
-fn decode_done(f: Frame) -> io::Result<(Report, Option<Back>)> {
-    let mut c = Cursor(&f.body);
-    if c.u8()? != DONE {
-        return Err(bad("unexpected message from a worker"));
+impl DoneMessage {
+    /// The body, and the descriptor to send with it (none when closed); a
+    /// kept connection's partial line ends the body.
+    fn encode(self) -> (Vec<u8>, Option<OwnedFd>) {
+        let (kind, rest, fd) = match self.after {
+            AfterTask::Keep(s, rest) => (AFTER_KEEP, rest, Some(OwnedFd::from(s))),
+            AfterTask::Linger(s) => (AFTER_LINGER, Vec::new(), Some(OwnedFd::from(s))),
+            AfterTask::Close => (AFTER_CLOSE, Vec::new(), None),
+        };
+        let r = &self.stats;
+        let mut b = Vec::with_capacity(27 + rest.len());
+        b.push(DONE);
+        b.push(r.ok as u8);
+        for v in [r.bytes_in, r.bytes_out, r.requests] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.push(kind);
+        b.extend_from_slice(&rest);
+        (b, fd)
     }
-    let ok = c.u8()? != 0;
-    let report = Report {
-        ok,
-        bytes_in: c.u64()?,
-        bytes_out: c.u64()?,
-        requests: c.u64()?,
-    };
-    let back = match (c.u8()?, f.fd) {
-        (BACK_OPEN, Some(fd)) => Some(Back::Open(TcpStream::from(fd), c.0.to_vec())),
-        (BACK_LINGER, Some(fd)) if c.0.is_empty() => Some(Back::Linger(TcpStream::from(fd))),
-        (BACK_CLOSED, None) if c.0.is_empty() => None,
-        _ => return Err(bad("report and descriptor do not match")),
-    };
-    Ok((report, back))
+
+    fn decode(f: Frame) -> io::Result<DoneMessage> {
+        let mut c = Cursor(&f.body);
+        if c.u8()? != DONE {
+            return Err(bad("unexpected message from a worker"));
+        }
+        let ok = c.u8()? != 0;
+        let stats = TaskStats {
+            ok,
+            bytes_in: c.u64()?,
+            bytes_out: c.u64()?,
+            requests: c.u64()?,
+        };
+        let after = match (c.u8()?, f.fd) {
+            (AFTER_KEEP, Some(fd)) => AfterTask::Keep(TcpStream::from(fd), c.0.to_vec()),
+            (AFTER_LINGER, Some(fd)) if c.0.is_empty() => AfterTask::Linger(TcpStream::from(fd)),
+            (AFTER_CLOSE, None) if c.0.is_empty() => AfterTask::Close,
+            _ => return Err(bad("done message and descriptor do not match")),
+        };
+        Ok(DoneMessage { stats, after })
+    }
 }
 
-/// The acceptor's side of one live worker.
-struct Worker {
+/// The acceptor's side of one live worker process.
+struct WorkerProcess {
     pid: u32,
     chan: OwnedFd,
     reader: Reader,
@@ -170,9 +186,10 @@ struct Worker {
     busy: Option<SocketAddr>,
 }
 
+/// A place in the pool: its live worker process, or when to start the next one.
 #[derive(Default)]
-struct Slot {
-    worker: Option<Worker>,
+struct WorkerSlot {
+    worker: Option<WorkerProcess>,
     respawn_at: Option<Instant>,
     /// Deaths at start in a row (for the back-off).
     quick_deaths: u32,
@@ -185,7 +202,7 @@ struct Zombie {
 }
 
 pub struct ProcessPool {
-    slots: Vec<Slot>,
+    slots: Vec<WorkerSlot>,
     queue: VecDeque<Job>,
     capacity: usize,
     returned: Vec<Returned>,
@@ -215,7 +232,7 @@ impl ProcessPool {
     pub fn start(cfg: PoolConfig) -> io::Result<ProcessPool> {
         let max_frame = cfg.limits.max_line * 2 + (16 << 20);
         let mut pool = ProcessPool {
-            slots: (0..cfg.size).map(|_| Slot::default()).collect(),
+            slots: (0..cfg.size).map(|_| WorkerSlot::default()).collect(),
             queue: VecDeque::with_capacity(cfg.queue),
             capacity: cfg.queue.max(1),
             returned: Vec::new(),
@@ -255,11 +272,17 @@ impl ProcessPool {
                 .unwrap_or(101);
                 process::exit_now(code)
             }
+            Forked::ChildSetupFailed(e) => {
+                // Already closed, or about to be with the process.
+                std::mem::forget(mine);
+                crate::log::info(format_args!("worker {id}: start-up failed: {e}"));
+                process::exit_now(70)
+            }
             Forked::Parent { pid } => {
                 drop(theirs);
                 self.stats.set_pid(id, pid);
                 crate::log::debug(format_args!("worker {id} started: pid {pid}"));
-                self.slots[id].worker = Some(Worker {
+                self.slots[id].worker = Some(WorkerProcess {
                     pid,
                     chan: mine,
                     reader: Reader::new(self.max_frame),
@@ -293,8 +316,8 @@ impl ProcessPool {
         if let Some(peer) = w.busy.take() {
             self.returned.push(Returned {
                 worker: id,
-                report: Report::default(),
-                back: None,
+                stats: TaskStats::default(),
+                after: AfterTask::Close,
                 peer,
             });
         }
@@ -315,7 +338,7 @@ impl ProcessPool {
         drop(w);
     }
 
-    /// Reads what a worker sent: reports, or the end of its channel.
+    /// Reads what a worker sent: done messages, or the end of its channel.
     fn read(&mut self, id: usize) {
         loop {
             let Some(w) = self.slots[id].worker.as_mut() else {
@@ -329,9 +352,9 @@ impl ProcessPool {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.lose(id, &format!("channel error: {e}")),
             };
-            // Reports that arrived before the end still count.
-            if let Err(e) = self.take_reports(id) {
-                return self.lose(id, &format!("bad report: {e}"));
+            // Tasks done before the end still count.
+            if let Err(e) = self.take_done(id) {
+                return self.lose(id, &format!("bad done message: {e}"));
             }
             if closed {
                 return self.lose(id, "its channel closed");
@@ -339,20 +362,20 @@ impl ProcessPool {
         }
     }
 
-    fn take_reports(&mut self, id: usize) -> io::Result<()> {
+    fn take_done(&mut self, id: usize) -> io::Result<()> {
         while let Some(w) = self.slots[id].worker.as_mut() {
             let Some(frame) = w.reader.next_frame()? else {
                 break;
             };
-            let (report, back) = decode_done(frame)?;
+            let done = DoneMessage::decode(frame)?;
             let peer = w
                 .busy
                 .take()
-                .ok_or_else(|| bad("a report from an idle worker"))?;
+                .ok_or_else(|| bad("a done message from an idle worker"))?;
             self.returned.push(Returned {
                 worker: id,
-                report,
-                back,
+                stats: done.stats,
+                after: done.after,
                 peer,
             });
         }
@@ -431,7 +454,7 @@ fn after_exit(store: &Store, id: usize, pid: u32, how: &str) {
     }
 }
 
-fn register_worker(r: &Registry, id: usize, w: Option<&Worker>) -> io::Result<()> {
+fn register_worker(r: &Registry, id: usize, w: Option<&WorkerProcess>) -> io::Result<()> {
     match w {
         Some(w) => r.register(
             &mut SourceFd(&w.chan.as_raw_fd()),
@@ -623,25 +646,13 @@ fn worker_main(
             stats_json: &stats_json,
             draining: &is_draining,
         };
-        let (after, report) = conn::serve(stream, pending, &ctx);
-        crate::log::debug(format_args!("worker {id} done: {report:?}"));
-        let sent = match after {
-            After::GiveBack(s, rest) => channel::send_blocking(
-                chan.as_fd(),
-                &encode_done(&report, BACK_OPEN, &rest),
-                Some(s.into()),
-            ),
-            After::Linger(s) => channel::send_blocking(
-                chan.as_fd(),
-                &encode_done(&report, BACK_LINGER, &[]),
-                Some(s.into()),
-            ),
-            After::Close => {
-                channel::send_blocking(chan.as_fd(), &encode_done(&report, BACK_CLOSED, &[]), None)
-            }
-        };
-        if let Err(e) = sent {
-            crate::log::info(format_args!("worker {id}: cannot report ({e}): exiting"));
+        let (after, stats) = conn::serve(stream, pending, &ctx);
+        crate::log::debug(format_args!("worker {id} done: {stats:?}"));
+        let (body, fd) = DoneMessage { stats, after }.encode();
+        if let Err(e) = channel::send_blocking(chan.as_fd(), &body, fd) {
+            crate::log::info(format_args!(
+                "worker {id}: cannot say it is done ({e}): exiting"
+            ));
             return 0;
         }
     }
@@ -664,25 +675,55 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_mismatches_are_refused() {
-        let r = Report {
+        let r = TaskStats {
             ok: true,
             bytes_in: 7,
             bytes_out: 1 << 40,
             requests: 3,
         };
-        let (rep, back) = decode_done(Frame {
-            body: encode_done(&r, BACK_CLOSED, &[]),
+        let (body, fd) = DoneMessage {
+            stats: r,
+            after: AfterTask::Close,
+        }
+        .encode();
+        assert!(fd.is_none());
+        let done = DoneMessage::decode(Frame {
+            body: body.clone(),
             fd: None,
         })
         .unwrap();
-        assert_eq!((rep, back.is_none()), (r, true));
-        // A report that says "connection back" without a descriptor.
-        assert!(decode_done(Frame {
-            body: encode_done(&r, BACK_OPEN, b"LI"),
+        assert_eq!(done.stats, r);
+        assert!(matches!(done.after, AfterTask::Close));
+        // A kept connection travels with its descriptor and its partial line.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (kept, fd) = DoneMessage {
+            stats: r,
+            after: AfterTask::Keep(client, b"LI".to_vec()),
+        }
+        .encode();
+        let done = DoneMessage::decode(Frame {
+            body: kept.clone(),
+            fd,
+        })
+        .unwrap();
+        match done.after {
+            AfterTask::Keep(s, rest) => {
+                assert_eq!(rest, b"LI");
+                assert_eq!(
+                    s.local_addr().unwrap().ip(),
+                    listener.local_addr().unwrap().ip()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A done message that says "connection kept" without a descriptor.
+        assert!(DoneMessage::decode(Frame {
+            body: kept,
             fd: None,
         })
         .is_err());
-        assert!(decode_done(Frame {
+        assert!(DoneMessage::decode(Frame {
             body: vec![DONE, 1],
             fd: None,
         })

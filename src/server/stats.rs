@@ -1,8 +1,9 @@
 //! The server's counters, per worker, as `STATS` reports them.
 //!
-//! Only the acceptor writes them, from the report a worker gives back after
-//! each task (a stretch of one connection served by one worker), so thread
-//! mode and process mode count the same way.
+//! Only the acceptor writes them, from the [`TaskStats`] a worker gives back
+//! after each task (a stretch of one connection served by one worker), so
+//! thread mode and process mode count the same way. Workers only read them
+//! (for STATS); a worker must never write a counter itself.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -10,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::protocol::json::Obj;
 use crate::sys::shared::SharedCounters;
 
-/// What a worker says about one task.
+/// What a worker counted during one task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Report {
+pub struct TaskStats {
     /// No ERROR was answered and the connection did not break before its last response.
     pub ok: bool,
     pub bytes_in: u64,
@@ -77,7 +78,7 @@ impl ServerStats {
         }
     }
 
-    pub fn record(&self, worker: usize, r: &Report) {
+    pub fn record(&self, worker: usize, r: &TaskStats) {
         let add = |field, n| {
             if let Some(c) = self.worker(worker, field) {
                 c.fetch_add(n, Relaxed);

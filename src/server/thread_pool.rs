@@ -1,8 +1,12 @@
 //! Thread mode: a hand-rolled pool of N `std::thread`s fed through a bounded queue.
 //!
 //! `Arc<Shared { Mutex<State>, Condvar }>` as in tiny-http, with an explicit
-//! shutdown flag, and the `JoinHandle`s kept and joined on shutdown. Workers
-//! report back through a channel and wake the event loop with a `mio::Waker`.
+//! shutdown flag, and the `JoinHandle`s kept and joined on shutdown. Each
+//! `WorkerThread` serves a job with [`conn::serve`], sends what it did
+//! ([`Returned`]) through a channel and wakes the event loop with a
+//! `mio::Waker`. A worker thread never touches the event loop or its
+//! connections, and a panicking handler never ends a worker (the pool never
+//! shrinks).
 
 use std::collections::VecDeque;
 use std::io;
@@ -16,9 +20,9 @@ use mio::event::Event;
 use mio::{Registry, Token, Waker};
 
 use crate::protocol::Limits;
-use crate::server::conn::{self, After, Ctx};
-use crate::server::pool::{Back, Job, PoolConfig, Returned, WorkerPool};
-use crate::server::stats::{Report, ServerStats};
+use crate::server::conn::{self, Ctx};
+use crate::server::pool::{AfterTask, Job, PoolConfig, Returned, WorkerPool};
+use crate::server::stats::{ServerStats, TaskStats};
 use crate::store::Store;
 
 struct State {
@@ -57,7 +61,7 @@ impl ThreadPool {
         let mut handles = Vec::with_capacity(cfg.size);
         for id in 0..cfg.size {
             cfg.stats.set_pid(id, std::process::id());
-            let worker = Worker {
+            let worker = WorkerThread {
                 id,
                 shared: shared.clone(),
                 store: cfg.store.clone(),
@@ -81,7 +85,8 @@ impl ThreadPool {
     }
 }
 
-struct Worker {
+/// What one worker thread owns and runs with.
+struct WorkerThread {
     id: usize,
     shared: Arc<Shared>,
     store: Arc<Store>,
@@ -91,7 +96,7 @@ struct Worker {
     waker: Arc<Waker>,
 }
 
-impl Worker {
+impl WorkerThread {
     fn run(self) {
         let stats_json = || self.stats.to_json();
         let draining = || self.shared.draining.load(Ordering::Relaxed);
@@ -108,20 +113,15 @@ impl Worker {
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 conn::serve(job.stream, job.pending, &ctx)
             }));
-            let (after, report) = served.unwrap_or_else(|_| {
+            let (after, stats) = served.unwrap_or_else(|_| {
                 crate::log::info(format_args!(
                     "worker {}: handler panicked serving {peer}",
                     self.id
                 ));
-                (After::Close, Report::default())
+                (AfterTask::Close, TaskStats::default())
             });
-            let back = match after {
-                After::GiveBack(s, rest) => Some(Back::Open(s, rest)),
-                After::Linger(s) => Some(Back::Linger(s)),
-                After::Close => None,
-            };
             crate::log::debug(format_args!(
-                "worker {} done with {peer}: {report:?}",
+                "worker {} done with {peer}: {stats:?}",
                 self.id
             ));
             self.shared.busy.fetch_sub(1, Ordering::SeqCst);
@@ -129,8 +129,8 @@ impl Worker {
                 .tx
                 .send(Returned {
                     worker: self.id,
-                    report,
-                    back,
+                    stats,
+                    after,
                     peer,
                 })
                 .is_err()

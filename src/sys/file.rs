@@ -1,6 +1,10 @@
-//! Files: direct I/O for writes (the flag, and the switch back to buffered
-//! writes for a tail that is not a whole block or after a refused write),
-//! and read-only maps for reads without a copy.
+//! Files: opening without following links, telling the errors of those
+//! opens apart, direct I/O for writes (the flag, and the switch back to
+//! buffered writes for a tail that is not a whole block or after a refused
+//! write), and read-only maps for reads without a copy.
+//!
+//! Only the system's side: which names may be opened, and what an error
+//! means for a client, is the store's business, never this module's.
 //!
 //! A map of a file that another program truncates in place faults
 //! (SIGBUS) on the pages past the new end. [`Window::read`] guards the
@@ -9,16 +13,47 @@
 //! are never sent. A SIGBUS anywhere else keeps its default action.
 
 use std::cell::Cell;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::Once;
 
-/// `O_DIRECT`: writes go from the caller's buffer to the device, not
-/// through the page cache (buffer, length and offset must be block-aligned).
-pub const O_DIRECT: i32 = libc::O_DIRECT;
+/// Opens an existing file read-only, close-on-exec, without following a
+/// symbolic link as its last component ([`is_link_refused`] then) and without
+/// blocking on a FIFO.
+pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
 
-/// Turns `O_DIRECT` on or off for an open file.
+/// Creates a new file for writing with permissions `mode`, close-on-exec:
+/// never an existing file, never through a symbolic link.
+pub fn create_new_nofollow(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// The name does not exist (`ENOENT`).
+pub fn is_not_found(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOENT)
+}
+
+/// A `_nofollow` open met a symbolic link as the last component (`ELOOP`).
+pub fn is_link_refused(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Turns `O_DIRECT` on or off for an open file: with it, writes go from the
+/// caller's buffer to the device, not through the page cache (buffer, length
+/// and offset must be block-aligned).
 pub fn set_direct(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let fd = fd.as_raw_fd();
     let flags = syscall!(fcntl(fd, libc::F_GETFL))?;

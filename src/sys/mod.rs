@@ -1,7 +1,14 @@
 //! The one place for `unsafe` and `libc`: every raw call is wrapped so the
 //! rest of the crate sees `io::Result` and `OwnedFd`.
 //!
+//! It also keeps the OS knowledge: which `errno` means what (see
+//! [`out_of_descriptors`], [`file::is_not_found`]) and which flags an open
+//! takes, behind small named functions, so that no other module names a
+//! `libc` constant.
+//!
 //! This module must stay small: no protocol, no policy, only system calls.
+//! It never calls up into the rest of the crate (no logging): it returns
+//! errors and values, and the caller decides what they mean and logs them.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,6 +31,16 @@ pub mod fdpass;
 pub mod file;
 pub mod process;
 pub mod shared;
+
+/// A call failed for want of descriptors or kernel memory (`EMFILE`,
+/// `ENFILE`, `ENOBUFS`, `ENOMEM`): trying again at once fails the same way,
+/// until a descriptor is freed.
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
 
 /// Sets the listen backlog of a listening socket (Linux lets `listen` be called again).
 pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
@@ -90,17 +107,6 @@ pub fn signal_pipe() -> io::Result<OwnedFd> {
         syscall!(sigaction(sig, &sa, std::ptr::null_mut()))?;
     }
     Ok(rd)
-}
-
-/// Restores the default action for SIGINT and SIGTERM (in a forked child).
-pub fn default_signals() -> io::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: SIG_DFL is a valid disposition.
-        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Reads and discards whatever is in a non-blocking descriptor; returns the last byte seen.

@@ -7,16 +7,22 @@
 //! the one it is given: not the listener (so the port is freed with the
 //! acceptor), not another worker's channel (so each worker sees end of file
 //! when the acceptor goes), not a client connection the acceptor holds.
+//!
+//! This module never logs: in the child, a failed set-up comes back as
+//! [`Forked::ChildSetupFailed`] for the caller to report.
 
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Which side of a `fork` we are on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Forked {
     /// In the new worker: only its kept descriptor (and 0, 1, 2) is open.
     Child,
+    /// In the new worker, but setting it up (its signals, its descriptors)
+    /// failed: the caller says why, then leaves at once through [`exit_now`].
+    ChildSetupFailed(io::Error),
     Parent {
         pid: u32,
     },
@@ -151,11 +157,10 @@ pub fn fork_worker(keep: BorrowedFd<'_>) -> io::Result<Forked> {
         close_all_but(keep.as_raw_fd())?;
         set_mask(libc::SIG_SETMASK, &old, None)
     };
-    if let Err(e) = child() {
-        crate::log::info(format_args!("worker start-up failed: {e}"));
-        exit_now(70);
-    }
-    Ok(Forked::Child)
+    Ok(match child() {
+        Ok(()) => Forked::Child,
+        Err(e) => Forked::ChildSetupFailed(e),
+    })
 }
 
 /// Reaps `pid` if it has ended; `None` if it is still running.

@@ -408,6 +408,65 @@ fn upload_too_big_then_small(s: &Srv, want: &str) {
     c.delete("after.bin").unwrap();
 }
 
+/// With fsync on, an upload renamed into place (or a removal) whose folder
+/// cannot be synced: ERROR saying the file is there but may not survive a
+/// crash, and the connection serves on. Forced portably: a server that is not
+/// root (run as nobody) over a folder it may write in and search but not
+/// read, so opening the folder to sync it is refused.
+fn folder_sync_refused(mode: Mode) {
+    const NOBODY: u32 = 65534;
+    let as_nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let runs = Command::new(as_nobody[0])
+        .args(&as_nobody[1..])
+        .arg("true")
+        .status()
+        .is_ok_and(|st| st.success());
+    if !runs {
+        println!(
+            "       case 13: cannot run the server as nobody here: failed folder sync not run"
+        );
+        return;
+    }
+    let d = TempDir::new("c13c");
+    let files = d.path().join("files");
+    fs::create_dir_all(files.join(".tmp")).unwrap();
+    for p in [files.clone(), files.join(".tmp")] {
+        std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let mut s = Srv::start_wrapped(d.path(), mode, &["--pool", "2", "--fsync"], &as_nobody);
+    s.seed();
+    s.baseline();
+    let set_mode = |m: u32| {
+        fs::set_permissions(&files, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    set_mode(0o300);
+    bump(&F.faults, 1);
+    let mut c = s.client();
+    let data = pattern(300_000, 15);
+    match c.upload(Some("unsynced.bin"), &mut &data[..]) {
+        Err(ClientError::Server(r)) => assert!(r.contains("stored but may not survive"), "{r}"),
+        other => panic!("upload with a failing folder sync: {other:?}"),
+    }
+    assert_eq!(fs::read(files.join("unsynced.bin")).unwrap(), data);
+    let mut got = Vec::new();
+    c.get("unsynced.bin", &mut got).unwrap();
+    assert_eq!(got, data);
+    match c.delete("unsynced.bin") {
+        Err(ClientError::Server(r)) => assert!(r.contains("deleted but may come back"), "{r}"),
+        other => panic!("delete with a failing folder sync: {other:?}"),
+    }
+    assert!(!files.join("unsynced.bin").exists());
+    drop(c);
+    set_mode(0o700);
+    s.check(Expect::Unchanged);
+}
+
 /// Case 13: Disk full (a 1 MiB tmpfs where mounting works, and a file-size limit
 /// with SIGXFSZ ignored), then a read-only store.
 pub fn case_13(mode: Mode) {
@@ -438,7 +497,10 @@ pub fn case_13(mode: Mode) {
     upload_too_big_then_small(&s, "too large");
     s.check(Expect::Unchanged);
 
-    // c. A read-only store: a read-only bind mount where mounting works, else
+    // c. A folder sync that fails once an upload is renamed into place.
+    folder_sync_refused(mode);
+
+    // d. A read-only store: a read-only bind mount where mounting works, else
     // a folder without write permission (which does not stop root).
     let (_d, s) = ready("c13c", mode, &["--pool", "2"]);
     let root = s.root.clone();

@@ -27,7 +27,7 @@ help:
 	@echo "make test                      unit, integration and compatibility tests (with the robustness suite)"
 	@echo "make robustness                 the robustness suite alone: bad input, faults, floods; prints its figures"
 	@echo "make fuzz FUZZ_SECS=60          fuzz the request parser (needs cargo-fuzz; see fuzz/README.md)"
-	@echo "make lint                      cargo fmt --check and clippy -D warnings"
+	@echo "make lint                      cargo fmt --check, clippy -D warnings, no circle between src/ modules"
 	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
 	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
 	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
@@ -77,6 +77,7 @@ fuzz:
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	scripts/module-deps.sh > /dev/null || scripts/module-deps.sh
 
 fmt:
 	$(CARGO) fmt

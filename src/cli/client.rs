@@ -135,13 +135,13 @@ fn request<W: Write>(conn: &Conn, cmd: ClientCmd, out: &mut Stdout<W>) -> Result
     match cmd {
         ClientCmd::List => {
             for name in c.list()? {
-                writeln!(out, "{name}")?;
+                writeln!(out, "{name}").map_err(ClientError::sink)?;
             }
         }
         ClientCmd::Stats => {
             let v = c.stats()?;
             let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-            writeln!(out, "{text}")?;
+            writeln!(out, "{text}").map_err(ClientError::sink)?;
         }
         ClientCmd::Delete(name) => {
             c.delete(&name)?;
@@ -157,7 +157,7 @@ fn request<W: Write>(conn: &Conn, cmd: ClientCmd, out: &mut Stdout<W>) -> Result
                 None => {
                     let d = c.get(&name, out)?;
                     // Whatever stdout holds back must reach it before we say "got".
-                    out.flush()?;
+                    out.flush().map_err(ClientError::sink)?;
                     check_sha(&name, &d.sha256, sha.as_deref())?;
                     d
                 }
@@ -168,9 +168,9 @@ fn request<W: Write>(conn: &Conn, cmd: ClientCmd, out: &mut Stdout<W>) -> Result
             ));
         }
         ClientCmd::Upload { path, name } => {
-            let mut f = File::open(&path)?;
+            let mut f = File::open(&path).map_err(ClientError::source)?;
             let u = c.upload(name.as_deref(), &mut f)?;
-            writeln!(out, "{}", u.name)?;
+            writeln!(out, "{}", u.name).map_err(ClientError::sink)?;
             note(format_args!(
                 "uploaded {} as {}: {} bytes, sha256 {}",
                 path.display(),
@@ -191,11 +191,16 @@ fn get_to_file(
     sha: Option<&str>,
 ) -> Result<crate::client::Download, ClientError> {
     let tmp = part_path(path);
-    let mut f = io::BufWriter::new(File::options().write(true).create_new(true).open(&tmp)?);
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(ClientError::sink)?;
+    let mut f = io::BufWriter::new(file);
     let r = c.get(name, &mut f).and_then(|d| {
-        f.flush()?;
+        f.flush().map_err(ClientError::sink)?;
         check_sha(name, &d.sha256, sha)?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(&tmp, path).map_err(ClientError::sink)?;
         Ok(d)
     });
     if r.is_err() {
@@ -205,7 +210,7 @@ fn get_to_file(
 }
 
 /// The temporary file of `get -o PATH`: PATH's own name plus a suffix, so it
-/// never is (nor clobbers) another file, e.g. `x.part` beside `-o x.pdf`.
+/// never is (nor clobbers) another file, e.g. `x.pdf.<pid>.part` beside `-o x.pdf`.
 fn part_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.part", std::process::id()));

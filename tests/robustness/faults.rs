@@ -16,18 +16,14 @@ use std::time::{Duration, Instant};
 use fsbench::client::ClientError;
 use fsbench::protocol::base64::{decode, encode};
 use fsbench::server::Mode;
-use sha2::{Digest, Sha256};
 
-use crate::common::{children, pattern, TempDir};
-use crate::harness::{
-    begin, bump, connect, count_as_refused, error_reason, json_of, names_on_disk,
-    note_client_error, peak_kib, ready, ready_wrapped, seed_names, temp_count, wait_until,
-    with_prober, within_1s, Expect, Gate, Raw, Rng, Srv, F,
+use crate::common::{
+    assert_error, children, content, json_reply, temp_count, wait_until, Gate, Raw, TempDir,
 };
-
-fn hex_sha(b: &[u8]) -> String {
-    fsbench::protocol::hex(&Sha256::digest(b))
-}
+use crate::harness::{
+    bump, connect, count_as_refused, names_on_disk, note_client_error, peak_kib, raw, ready,
+    ready_wrapped, seed_names, with_prober, within_1s, BadInput, Expect, Rng, Srv, F,
+};
 
 /// Case 8: A client that disconnects or resets mid-upload: no file and no temp file
 /// within 1 s. Mid-download: the (only) worker carries on with the next connection.
@@ -35,13 +31,13 @@ pub fn case_08(mode: Mode) {
     let d = TempDir::new("c08");
     let mut s = Srv::start(d.path(), mode, &["--pool", "1"]);
     s.seed();
-    let big = pattern(8 << 20, 8);
+    let big = content(8, 8 << 20);
     fs::write(s.root.join("big.bin"), &big).unwrap();
     s.baseline();
-    let line = format!("{}\n", encode(&pattern(3000, 9)));
+    let line = format!("{}\n", encode(&content(9, 3000)));
     for reset in [false, true] {
         let mut c = s.raw();
-        begin(&mut c, b"UPLOAD mid.bin");
+        c.begin_upload(b"UPLOAD mid.bin");
         for _ in 0..3 {
             c.send(line.as_bytes());
         }
@@ -84,7 +80,7 @@ pub fn case_08(mode: Mode) {
 /// One slow client: a byte every 0.5 s (inside the 2 s idle timeout) of a line
 /// that never ends. Returns the reason the server gave and when it came.
 fn slowloris(addr: SocketAddr) -> (String, Duration) {
-    let mut r = Raw::connect(addr);
+    let mut r = raw(addr);
     // The read timeout paces the bytes.
     r.s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -122,7 +118,7 @@ fn slowloris(addr: SocketAddr) -> (String, Duration) {
     let body = got
         .strip_suffix(b"\r\n\r\n")
         .expect("the server closed without a reply");
-    (error_reason(&json_of(body)), elapsed)
+    (assert_error(&json_reply(body), "the reply"), elapsed)
 }
 
 /// Case 9: Slowloris: closed at the request deadline; other clients served all along.
@@ -173,11 +169,11 @@ pub fn case_10(mode: Mode) {
     let ((), probes) = with_prober(s.addr, || {
         // The stalled upload: ERROR "idle timeout", then closed.
         let mut c = s.raw();
-        begin(&mut c, b"UPLOAD stall.bin");
-        c.send(format!("{}\n", encode(&pattern(3000, 10))).as_bytes());
+        c.begin_upload(b"UPLOAD stall.bin");
+        c.send(format!("{}\n", encode(&content(10, 3000))).as_bytes());
         let t0 = Instant::now();
         bump(&F.faults, 1);
-        assert_eq!(error_reason(&c.json()), "idle timeout");
+        assert_eq!(assert_error(&c.reply_json(), "the reply"), "idle timeout");
         c.expect_closed();
         let t = t0.elapsed();
         assert!(t >= Duration::from_millis(900), "closed after {t:?}");
@@ -259,7 +255,7 @@ pub fn case_11(mode: Mode) {
                 for c in &mut conns {
                     match c.try_reply() {
                         Some(body) => {
-                            let v = json_of(&body);
+                            let v = json_reply(&body);
                             if v["status"] == "OK" && v["data"] == serde_json::json!(want) {
                                 served += 1;
                             } else {
@@ -388,7 +384,7 @@ fn mount(args: &[&str], at: &Path) -> Option<Mount> {
 /// small upload works.
 fn upload_too_big_then_small(s: &Srv, want: &str) {
     let mut c = s.client();
-    let big = pattern(2 << 20, 13);
+    let big = content(13, 2 << 20);
     bump(&F.faults, 1);
     match c.upload(Some("full.bin"), &mut &big[..]) {
         Err(ClientError::Server(reason)) => assert!(reason.contains(want), "{reason}"),
@@ -400,7 +396,7 @@ fn upload_too_big_then_small(s: &Srv, want: &str) {
         "temp file left by the failed upload"
     );
     assert!(!s.root.join("full.bin").exists(), "partial file stored");
-    let small = pattern(10_000, 14);
+    let small = content(14, 10_000);
     c.upload(Some("after.bin"), &mut &small[..]).unwrap();
     let mut got = Vec::new();
     c.get("after.bin", &mut got).unwrap();
@@ -472,7 +468,7 @@ pub fn case_13(mode: Mode) {
     let mut cl = s.client();
     let mut got = Vec::new();
     cl.get("seed-a.bin", &mut got).unwrap();
-    assert_eq!(got, pattern(100_000, 1));
+    assert_eq!(got, content(1, 100_000));
     drop(cl);
     s.probe();
     drop(guard);
@@ -486,10 +482,6 @@ struct NameState {
     /// every later attempt whose answer was lost.
     candidates: Vec<(u64, usize)>,
     acked: bool,
-}
-
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    pattern(len, seed)
 }
 
 /// Case 14: Process mode: 20 kills of a worker while 50 clients loop.
@@ -574,7 +566,7 @@ pub fn case_14(mode: Mode) {
         let workers = children(s.pid());
         assert_eq!(workers.len(), POOL, "workers: {workers:?}");
         let victim = workers[killed.len() % workers.len()];
-        fsbench::sys::kill(victim, libc::SIGKILL).unwrap();
+        fsbench::sys::kill(victim, fsbench::sys::SIGKILL).unwrap();
         bump(&F.faults, 1);
         killed.push(victim);
         wait_until("the worker replaced", Duration::from_secs(10), || {
@@ -627,7 +619,7 @@ pub fn case_15(mode: Mode) {
     let d = TempDir::new("c15");
     let mut s = Srv::start(d.path(), mode, &["--pool", "20"]);
     s.seed();
-    let dl = pattern(4 << 20, 150);
+    let dl = content(150, 4 << 20);
     fs::write(s.root.join("dl.bin"), &dl).unwrap();
     s.baseline();
     let mid = Gate::new(21);
@@ -637,10 +629,10 @@ pub fn case_15(mode: Mode) {
     for i in 0..10u64 {
         let (mid, go) = (mid.clone(), go.clone());
         hs.push(std::thread::spawn(move || {
-            let data = pattern(2 << 20, 151 + i);
-            let mut c = Raw::connect(addr);
+            let data = content(151 + i, 2 << 20);
+            let mut c = raw(addr);
             let name = format!("up-{i}.bin");
-            begin(&mut c, format!("UPLOAD {name}").as_bytes());
+            c.begin_upload(format!("UPLOAD {name}").as_bytes());
             let lines: Vec<String> = data.chunks(CHUNK).map(|p| encode(p) + "\n").collect();
             let half = lines.len() / 2;
             for l in &lines[..half] {
@@ -652,7 +644,7 @@ pub fn case_15(mode: Mode) {
                 c.send(l.as_bytes());
             }
             c.send(b"ENDUPLOAD\n");
-            let v = c.json();
+            let v = c.reply_json();
             assert_eq!(v["status"], "OK", "{v}");
             assert_eq!(v["data"]["file_path"], name.as_str());
             (name, data)
@@ -663,7 +655,7 @@ pub fn case_15(mode: Mode) {
         let (mid, go) = (mid.clone(), go.clone());
         let want = dl.clone();
         gets.push(std::thread::spawn(move || {
-            let mut c = Raw::connect(addr);
+            let mut c = raw(addr);
             c.send(b"GET dl.bin\n");
             let mut head = vec![0u8; 64 * 1024];
             c.s.read_exact(&mut head).unwrap();
@@ -671,14 +663,14 @@ pub fn case_15(mode: Mode) {
             go.wait();
             let mut rest = c.reply();
             head.append(&mut rest);
-            let v = json_of(&head);
+            let v = json_reply(&head);
             assert_eq!(v["status"], "OK");
             let got = decode(v["data_file"].as_str().unwrap().as_bytes()).unwrap();
             assert!(got == want, "GET across SIGTERM returned other bytes");
         }));
     }
     mid.wait();
-    fsbench::sys::kill(s.pid(), libc::SIGTERM).unwrap();
+    fsbench::sys::kill(s.pid(), fsbench::sys::SIGTERM).unwrap();
     bump(&F.faults, 1);
     wait_until("SIGTERM handled", Duration::from_secs(10), || {
         s.log_text().contains("no longer accepting")
@@ -712,8 +704,8 @@ pub fn case_15(mode: Mode) {
 /// one file, and no reader ever sees a partial one.
 pub fn case_16(mode: Mode) {
     let (_d, s) = ready("c16", mode, &["--pool", "8"]);
-    let data = Arc::new(pattern(1 << 20, 16));
-    let sha = hex_sha(&data);
+    let data = Arc::new(content(16, 1 << 20));
+    let sha = crate::common::sha_hex(&data);
     let addr = s.addr;
     let start = Gate::new(20);
     let done = Arc::new(AtomicBool::new(false));
@@ -869,7 +861,7 @@ pub fn case_17(mode: Mode) {
 fn all_there(root: &Path, acked: &[(String, u64, usize)]) {
     for (name, seed, len) in acked {
         let on_disk = fs::read(root.join(name)).unwrap_or_default();
-        if on_disk != pattern(*len, *seed) {
+        if on_disk != content(*seed, *len) {
             bump(&F.bytes_lost, *len as u64);
             panic!("{name}: acknowledged, then lost after kill -9");
         }
@@ -917,7 +909,7 @@ pub fn case_18(mode: Mode) {
                         let name = format!("k{round}-{t}-{n}.bin");
                         let seed = (round as u64) << 32 | t << 16 | n;
                         let len = 1024 + rng.below(256 * 1024) as usize;
-                        match c.upload(Some(&name), &mut &pattern(len, seed)[..]) {
+                        match c.upload(Some(&name), &mut &content(seed, len)[..]) {
                             Ok(_) => acked.lock().unwrap().push((name, seed, len)),
                             Err(e) => {
                                 note_client_error(&e);

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use fsbench::client::{Client, ClientError};
 use fsbench::server::Mode;
 
-use crate::common::{self, assert_error, content, poll, temp_count, Raw, BIN, INVALID_REPLIES};
+use crate::common::{
+    self, assert_error, content, poll, temp_count, wait_until, Raw, BIN, INVALID_REPLIES,
+};
 
 /// How long a reply may take before the case fails (a hang, not a slow machine).
 pub const REPLY_WAIT: Duration = common::T;
@@ -426,7 +428,7 @@ impl Srv {
 
     /// Records the store and the descriptor count the case must end with.
     pub fn baseline(&mut self) {
-        let fds = settle_fds(self);
+        let fds = idle_fds(self);
         self.base = Some(Baseline {
             store: store_snapshot(&self.root),
             fds,
@@ -563,22 +565,25 @@ fn diff_count(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)]) -> u6
     n
 }
 
-/// Waits until the server's descriptor count stops changing (bounded).
-fn settle_fds(s: &Srv) -> usize {
-    let t0 = Instant::now();
-    let mut last = s.fds();
-    let mut same = 0;
-    while same < 20 && t0.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(10));
-        let n = s.fds();
-        if n == last {
-            same += 1;
-        } else {
-            same = 0;
-            last = n;
-        }
-    }
-    last
+/// The server's descriptors once it is idle: none of its processes holds a
+/// TCP connection (the clients of the case's set-up are closed on its side
+/// too), and the main process alone holds the listener (a process-mode
+/// worker closes its copy as it starts).
+fn idle_fds(s: &Srv) -> usize {
+    let pids = s.pids();
+    wait_until(
+        "the server idle: no connection held, the listener in the main process alone",
+        Duration::from_secs(10),
+        || {
+            common::tcp_held(&pids)
+                .into_iter()
+                .enumerate()
+                .all(|(i, (listening, connections))| {
+                    connections == 0 && listening == usize::from(i == 0)
+                })
+        },
+    );
+    s.fds()
 }
 
 /// utime + stime of a process, in clock ticks.

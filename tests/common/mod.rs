@@ -540,6 +540,20 @@ impl Server {
     pub fn temp_files(&self) -> usize {
         temp_count(&self.root)
     }
+
+    /// The server's descriptors (its main process) when it holds no
+    /// connection: after one LIST answered (its event loop is up, with every
+    /// descriptor it keeps) and that connection closed by the server.
+    pub fn idle_fds(&self) -> usize {
+        self.client().list().expect("LIST");
+        let pid = self.pid();
+        wait_until("the server to close the LIST's connection", T, || {
+            std::iter::once(pid)
+                .chain(children(pid))
+                .all(|p| !holds_a_connection(p))
+        });
+        fd_count(pid)
+    }
 }
 
 impl Drop for Server {

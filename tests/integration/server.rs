@@ -777,7 +777,7 @@ mod limits {
     #[test]
     fn a_client_refused_for_a_long_line_does_not_hold_the_only_worker() {
         let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
-        let base = common::fd_count(srv.pid());
+        let base = srv.idle_fds();
         // A: a line over the limit, then silence with its socket left open.
         let mut a = TcpStream::connect(srv.addr).unwrap();
         a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -791,12 +791,21 @@ mod limits {
         // server waits for A to go away without a worker waiting with it.
         let mut b = srv.client();
         assert_eq!(b.list().unwrap(), Vec::<String>::new());
+        // Exactly A's and B's connections are open on the server.
         let held = common::fd_count(srv.pid());
-        assert!(
-            held >= base + 2,
-            "A's connection was closed before B was served ({base} -> {held})"
+        assert_eq!(
+            held,
+            base + 2,
+            "A's connection closed before B was served, or a descriptor more ({base} -> {held})"
         );
-        drop(a);
+        // Once both clients are gone the server closes both connections: no
+        // descriptor is left behind.
+        drop((a, b));
+        wait_until(
+            format!("the server back to its {base} descriptors"),
+            Duration::from_secs(10),
+            || common::fd_count(srv.pid()) == base,
+        );
     }
 
     #[test]
@@ -956,13 +965,13 @@ mod idle_connections {
     #[test]
     fn five_silent_connections_do_not_stop_a_sixth_client_with_pool_1() {
         let srv = Server::start(&["--pool", "1", "--idle-timeout", "60"]);
-        let fds = common::fd_count(srv.pid());
+        let fds = srv.idle_fds();
         let silent: Vec<TcpStream> = (0..5)
             .map(|_| TcpStream::connect(srv.addr).unwrap())
             .collect();
         // The server has accepted all five (one descriptor each) before the sixth comes.
         wait_until("the five to be accepted", Duration::from_secs(10), || {
-            common::fd_count(srv.pid()) >= fds + 5
+            common::fd_count(srv.pid()) == fds + 5
         });
         // A generous timeout: a server that lets the silent ones hold its one
         // worker answers only after its idle timeout, if at all.
@@ -981,6 +990,14 @@ mod idle_connections {
         first.write_all(b"LIST\n").unwrap();
         let mut r = Raw::from(first);
         assert_eq!(r.reply_json()["data"], serde_json::json!(["x.txt"]));
+        // Every client gone, the server closes every connection: back to
+        // exactly its idle descriptors.
+        drop((r, c));
+        wait_until(
+            format!("the server back to its {fds} descriptors"),
+            Duration::from_secs(10),
+            || common::fd_count(srv.pid()) == fds,
+        );
     }
 }
 
@@ -991,13 +1008,13 @@ mod shutdown {
     fn a_request_sent_just_before_sigterm_is_still_answered() {
         for mode in ["thread", "process"] {
             let mut srv = Server::start(&["--mode", mode, "--pool", "1"]);
-            let fds = common::fd_count(srv.pid());
+            let fds = srv.idle_fds();
             let mut s = TcpStream::connect(srv.addr).unwrap();
             s.set_read_timeout(Some(T)).unwrap();
             wait_until(
                 "the connection to be accepted",
                 Duration::from_secs(10),
-                || common::fd_count(srv.pid()) > fds,
+                || common::fd_count(srv.pid()) == fds + 1,
             );
             // The request and the signal race: in either order it must be answered.
             s.write_all(b"LIST\n").unwrap();

@@ -304,13 +304,69 @@ mod happy_path {
         assert_eq!(d["bytes_in"].as_u64().unwrap(), 5 + 6 * (n - 1), "{d}");
     }
 
+    /// Starts the server without the two capabilities that let root read
+    /// what permission bits forbid, so that a store without permissions is
+    /// unreadable to it even when the tests run as root. (Not root: the
+    /// bounding set cannot be changed, and the bits stop the server anyway.)
+    fn without_dac_override(cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
+        const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EPERM) {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     fn a_store_that_cannot_be_read_gets_an_error_not_a_silent_close() {
-        let srv = Server::start(&["--pool", "1"]);
-        std::fs::remove_dir_all(&srv.root).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mut srv = Server::start_with(
+            common::TempDir::new("unreadable"),
+            &["--pool", "1"],
+            without_dac_override,
+        );
+        let set_mode = |mode: u32| {
+            std::fs::set_permissions(&srv.root, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
         let mut r = srv.raw();
-        assert_error(&r.json(b"LIST"), "LIST of a store that is gone");
-        assert_error(&r.json(b"GET a.txt"), "GET from a store that is gone");
+        assert_eq!(r.json(b"UPLOAD a.txt aGVsbG8=")["status"], "OK");
+        assert_eq!(r.json(b"GET a.txt")["data_file"], "aGVsbG8=");
+
+        // Unreadable: a.txt is there, the server may not look into the store.
+        set_mode(0o000);
+        let why = assert_error(&r.json(b"LIST"), "LIST of an unreadable store");
+        assert!(
+            why.starts_with("cannot list the store") && why.contains("Permission denied"),
+            "{why}"
+        );
+        let why = assert_error(&r.json(b"GET a.txt"), "GET from an unreadable store");
+        assert!(
+            why.contains("a.txt") && why.contains("Permission denied"),
+            "the GET must fail for the permissions, not as a missing file: {why}"
+        );
+        // Readable again, the same file is served: it was the permissions.
+        set_mode(0o755);
+        assert_eq!(r.json(b"GET a.txt")["data_file"], "aGVsbG8=");
+
+        // Gone: the store folder removed under the server.
+        std::fs::remove_dir_all(&srv.root).unwrap();
+        let why = assert_error(&r.json(b"LIST"), "LIST of a store that is gone");
+        assert!(why.starts_with("cannot list the store"), "{why}");
+        let why = assert_error(&r.json(b"GET a.txt"), "GET from a store that is gone");
+        assert_eq!(why, "file not found: a.txt");
+        drop(r);
+        assert!(srv.stop(T).success(), "{}", srv.log_text());
     }
 
     #[test]

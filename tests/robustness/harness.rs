@@ -25,9 +25,10 @@ use crate::common::{
 
 /// How long a reply may take before the case fails (a hang, not a slow machine).
 pub const REPLY_WAIT: Duration = common::T;
-/// The issue's "within 1 s", checked against a generous bound on a shared
-/// 2-core machine; the largest time measured is printed with the figures.
-pub const WITHIN_1S_BOUND: Duration = Duration::from_secs(3);
+/// What the issue wants "within 1 s" is checked against 3 s, a generous bound
+/// on a shared 2-core machine; the largest time measured is printed with the
+/// figures (`slowest "within 1 s" wait`).
+pub const PROMPT_BOUND: Duration = Duration::from_secs(3);
 
 /// The figures the suite prints at the end.
 pub struct Figures {
@@ -46,7 +47,8 @@ pub struct Figures {
     pub probe_max_us: AtomicU64,
     /// The slowest probe of the case running now (reset by the runner).
     pub case_probe_max_us: AtomicU64,
-    pub within_1s_max_us: AtomicU64,
+    /// The slowest of the waits the issue wants within 1 s (see [`within_3s`]).
+    pub prompt_max_us: AtomicU64,
 }
 
 pub static F: Figures = Figures {
@@ -64,19 +66,20 @@ pub static F: Figures = Figures {
     probes: AtomicU64::new(0),
     probe_max_us: AtomicU64::new(0),
     case_probe_max_us: AtomicU64::new(0),
-    within_1s_max_us: AtomicU64::new(0),
+    prompt_max_us: AtomicU64::new(0),
 };
 
 pub fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Relaxed);
 }
 
-/// Records a time the issue wants "within 1 s" and checks it against the bound.
-pub fn within_1s(what: &str, d: Duration) {
-    F.within_1s_max_us.fetch_max(d.as_micros() as u64, Relaxed);
+/// Checks that a wait the issue wants "within 1 s" took at most 3 s
+/// ([`PROMPT_BOUND`]), and records it for the figures.
+pub fn within_3s(what: &str, d: Duration) {
+    F.prompt_max_us.fetch_max(d.as_micros() as u64, Relaxed);
     assert!(
-        d <= WITHIN_1S_BOUND,
-        "{what}: took {d:?} (bound {WITHIN_1S_BOUND:?})"
+        d <= PROMPT_BOUND,
+        "{what}: took {d:?} (bound {PROMPT_BOUND:?})"
     );
 }
 
@@ -94,7 +97,7 @@ impl Figures {
             "  probe LIST answers: {} (slowest {:.1} ms); slowest \"within 1 s\" wait: {:.1} ms",
             g(&self.probes),
             g(&self.probe_max_us) as f64 / 1000.0,
-            g(&self.within_1s_max_us) as f64 / 1000.0
+            g(&self.prompt_max_us) as f64 / 1000.0
         );
         let zeros = [
             ("bytes lost", g(&self.bytes_lost) as i64),
@@ -602,8 +605,8 @@ pub fn probe(addr: SocketAddr) -> Duration {
     F.probe_max_us.fetch_max(d.as_micros() as u64, Relaxed);
     F.case_probe_max_us.fetch_max(d.as_micros() as u64, Relaxed);
     assert!(
-        d <= WITHIN_1S_BOUND,
-        "probe LIST took {d:?} (bound {WITHIN_1S_BOUND:?})"
+        d <= PROMPT_BOUND,
+        "probe LIST took {d:?} (bound {PROMPT_BOUND:?})"
     );
     d
 }

@@ -83,6 +83,15 @@ pub fn wait_until(what: impl Display, limit: Duration, cond: impl FnMut() -> boo
     poll(limit, cond).unwrap_or_else(|| panic!("{what}: not reached within {limit:?}"))
 }
 
+/// Checks `check` over and over for `window`: for what must keep holding
+/// over a span of time (nothing is awaited, so this is not a wait).
+pub fn observe(window: Duration, mut check: impl FnMut()) {
+    let _ = poll(window, || {
+        check();
+        false
+    });
+}
+
 /// How long a thread waits at a [`Gate`] for the others.
 const GATE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -350,6 +359,27 @@ impl Raw {
                 Err(e) => panic!("no reply within {T:?}: {e}"),
             }
         }
+    }
+
+    /// A whole reply if one has already arrived, without waiting for one.
+    /// The server must not have closed the connection unanswered.
+    pub fn reply_now(&mut self) -> Option<Vec<u8>> {
+        self.s.set_nonblocking(true).unwrap();
+        let mut chunk = [0u8; 16 * 1024];
+        let r = loop {
+            if let Some(r) = self.take_reply() {
+                break Some(r);
+            }
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!("the server closed the connection unanswered"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("the connection failed unanswered: {e}"),
+            }
+        };
+        self.s.set_nonblocking(false).unwrap();
+        r
     }
 
     /// The next reply; the server must not close first.

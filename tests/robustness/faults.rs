@@ -18,7 +18,8 @@ use fsbench::protocol::base64::{decode, encode};
 use fsbench::server::Mode;
 
 use crate::common::{
-    assert_error, children, content, json_reply, temp_count, wait_until, Gate, Raw, TempDir,
+    assert_error, children, content, json_reply, observe, temp_count, wait_until, Gate, Raw,
+    TempDir,
 };
 use crate::harness::{
     bump, connect, count_as_refused, names_on_disk, note_client_error, peak_kib, raw, ready,
@@ -287,20 +288,35 @@ pub fn case_11(mode: Mode) {
     s.check(Expect::Unchanged);
 }
 
-/// Case 12: A descriptor limit of 64, then 200 connections: the accept loop does
-/// not spin, and the server serves again once the connections close.
+/// Reads every reply that has arrived on the connections still open; returns
+/// how many of them have been answered so far.
+fn collect_replies(conns: &mut [Option<Raw>], replies: &mut [Option<Vec<u8>>]) -> usize {
+    for (c, r) in conns.iter_mut().zip(replies.iter_mut()) {
+        if let (Some(c), None) = (c.as_mut(), r.as_ref()) {
+            *r = c.reply_now();
+        }
+    }
+    replies.iter().filter(|r| r.is_some()).count()
+}
+
+/// Case 12: A descriptor limit of 64, then 200 connections that each send a
+/// LIST: the server holds as many as the cap it derives from the limit and
+/// answers each of them, sits still while full (nothing past the cap
+/// answered, the accept loop not spinning), and answers every other one once
+/// those close.
 pub fn case_12(mode: Mode) {
+    const N: usize = 200;
     let (_d, s) = ready_wrapped(
         "c12",
         mode,
         &["--pool", "2"],
         &["prlimit", "--nofile=64:64", "--"],
     );
-    let mut conns: Vec<Raw> = (0..200)
+    let mut conns: Vec<Option<Raw>> = (0..N)
         .map(|_| {
             let mut c = connect(s.addr, Duration::from_secs(10)).expect("connect");
             c.write_all(b"LIST\n").unwrap();
-            Raw::from(c)
+            Some(Raw::from(c))
         })
         .collect();
     bump(&F.faults, 1);
@@ -312,22 +328,24 @@ pub fn case_12(mode: Mode) {
         .and_then(|x| x.split_whitespace().next())
         .and_then(|x| x.parse().ok())
         .expect("max_connections in the log");
-    // A measurement window with the server full: how much CPU it burns.
+    assert!(cap < N, "cap {cap}: the {N} connections must be more");
+    let mut replies: Vec<Option<Vec<u8>>> = vec![None; N];
+    wait_until(
+        format!("{cap} connections answered"),
+        Duration::from_secs(20),
+        || collect_replies(&mut conns, &mut replies) >= cap,
+    );
+    // Full, the server sits still: for a second, no connection past the cap
+    // is answered, and the accept loop burns no CPU.
     let cpu0 = s.cpu_secs();
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(2));
+    observe(Duration::from_secs(1), || {
+        let n = collect_replies(&mut conns, &mut replies);
+        assert_eq!(n, cap, "{n} answered while full, cap {cap}");
+    });
     let busy = (s.cpu_secs() - cpu0) / t0.elapsed().as_secs_f64();
-    // Those it holds got their LIST answered; the others wait in the backlog.
-    let mut answered = 0;
-    for c in &mut conns {
-        c.s.set_nonblocking(true).unwrap();
-        let mut b = [0u8; 1024];
-        if matches!(c.s.read(&mut b), Ok(n) if n > 0) {
-            answered += 1;
-        }
-    }
     println!(
-        "       case 12: {answered} of 200 answered while full (cap {cap} under 64 descriptors); server CPU {:.0}% of one core",
+        "       case 12: {cap} of {N} answered while full (cap {cap} under 64 descriptors); server CPU {:.0}% of one core",
         busy * 100.0
     );
     assert!(
@@ -336,22 +354,35 @@ pub fn case_12(mode: Mode) {
         busy * 100.0
     );
     assert!(
-        answered > 0 && answered <= cap,
-        "{answered} answered, cap {cap}"
-    );
-    assert!(
         !s.log_text().contains("MSG_CTRUNC"),
         "a worker lost at the limit"
     );
-    drop(conns);
-    // Served again once they close (the probe waits behind the backlog).
+    // Each answered connection closes, which makes room for the next from
+    // the backlog: every one of them is answered.
     let t0 = Instant::now();
-    s.probe();
-    let t = t0.elapsed();
+    wait_until("every connection answered", Duration::from_secs(30), || {
+        let n = collect_replies(&mut conns, &mut replies);
+        for (c, r) in conns.iter_mut().zip(&replies) {
+            if r.is_some() {
+                *c = None;
+            }
+        }
+        n == N
+    });
     println!(
-        "       case 12: serving again {:.0} ms after the close",
-        t.as_secs_f64() * 1000.0
+        "       case 12: serving again: the other {} answered within {:.0} ms of the close",
+        N - cap,
+        t0.elapsed().as_secs_f64() * 1000.0
     );
+    let want = serde_json::json!(seed_names());
+    for (i, r) in replies.iter().enumerate() {
+        let v = json_reply(r.as_deref().unwrap());
+        assert!(
+            v["status"] == "OK" && v["data"] == want,
+            "connection {i}: {v}"
+        );
+    }
+    s.probe();
     s.check(Expect::Unchanged);
 }
 

@@ -584,6 +584,14 @@ impl Server {
         });
         fd_count(pid)
     }
+
+    /// Waits (at most 10 s) for the server's main process to hold exactly
+    /// `idle` descriptors again, its clients gone: one left open is a leak.
+    pub fn expect_fds_back_to(&self, idle: usize) {
+        let now = || fd_count(self.pid());
+        poll(Duration::from_secs(10), || now() == idle);
+        assert_eq!(now(), idle, "the server's descriptors, every client gone");
+    }
 }
 
 impl Drop for Server {

@@ -857,11 +857,7 @@ mod limits {
         // Once both clients are gone the server closes both connections: no
         // descriptor is left behind.
         drop((a, b));
-        wait_until(
-            format!("the server back to its {base} descriptors"),
-            Duration::from_secs(10),
-            || common::fd_count(srv.pid()) == base,
-        );
+        srv.expect_fds_back_to(base);
     }
 
     #[test]
@@ -1049,11 +1045,7 @@ mod idle_connections {
         // Every client gone, the server closes every connection: back to
         // exactly its idle descriptors.
         drop((r, c));
-        wait_until(
-            format!("the server back to its {fds} descriptors"),
-            Duration::from_secs(10),
-            || common::fd_count(srv.pid()) == fds,
-        );
+        srv.expect_fds_back_to(fds);
     }
 }
 

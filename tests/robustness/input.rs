@@ -10,10 +10,8 @@ use std::time::Duration;
 use fsbench::protocol::base64::encode;
 use fsbench::server::Mode;
 
-use crate::common::{pattern, TempDir};
-use crate::harness::{
-    begin, bump, peak_kib, ready, ready_wrapped, seed_names, temp_count, wait_until, Expect, Srv, F,
-};
+use crate::common::{assert_error, content, temp_count, wait_until, TempDir};
+use crate::harness::{bump, peak_kib, ready, ready_wrapped, seed_names, BadInput, Expect, Srv, F};
 
 /// Case 1: Whitespace-only lines, unknown words, a stray ENDUPLOAD: ERROR, kept.
 /// Truly empty lines are ignored (PROTOCOL.md): no reply, connection usable.
@@ -36,7 +34,7 @@ pub fn case_01(mode: Mode) {
     // A request split by empty lines from the next one, in one write.
     c.send(b"LIST\r\n\r\nLIST\n\n");
     for _ in 0..2 {
-        assert_eq!(c.json()["status"], "OK");
+        assert_eq!(c.reply_json()["status"], "OK");
     }
     s.probe();
     drop(c);
@@ -125,7 +123,7 @@ pub fn case_04(mode: Mode) {
         line.push(b'\n');
         c.send(&line);
         bump(&F.bad_inputs, 1);
-        let r = crate::harness::error_reason(&c.json());
+        let r = assert_error(&c.reply_json(), "the reply");
         assert!(r.contains("longer than 1048576"), "{r}");
         c.expect_closed();
         drop(c);
@@ -195,7 +193,7 @@ fn flood_without_newline(s: &Srv) -> usize {
         sent
     });
     bump(&F.bad_inputs, 1);
-    let r = crate::harness::error_reason(&c.json());
+    let r = assert_error(&c.reply_json(), "the reply");
     assert!(r.contains("longer than 1048576"), "{r}");
     c.expect_closed();
     drop(c);
@@ -217,7 +215,7 @@ pub fn case_05(mode: Mode) {
     s.seed_direct();
     s.baseline();
     let mut c = s.raw();
-    let good = encode(&pattern(3000, 5));
+    let good = encode(&content(5, 3000));
     let bodies: Vec<(Vec<u8>, &str)> = vec![
         (b"QUJD!!!!\n".to_vec(), "not in the alphabet"),
         (
@@ -242,21 +240,21 @@ pub fn case_05(mode: Mode) {
     ];
     for (i, (body, want)) in bodies.iter().enumerate() {
         let name = format!("bad-{i}.bin");
-        begin(&mut c, format!("UPLOAD {name}").as_bytes());
+        c.begin_upload(format!("UPLOAD {name}").as_bytes());
         assert_eq!(temp_count(&s.root), 1, "the upload has its temp file");
         c.send(body);
         c.send(b"ENDUPLOAD\n");
         bump(&F.bad_inputs, 1);
-        let r = crate::harness::error_reason(&c.json());
+        let r = assert_error(&c.reply_json(), "the reply");
         assert!(r.contains(want), "body {i}: {r}");
         assert_eq!(temp_count(&s.root), 0, "temp file left after body {i}");
         assert!(!s.root.join(&name).exists());
     }
     // A plain UPLOAD (stored under its hash) with a bad body.
-    begin(&mut c, b"UPLOAD");
+    c.begin_upload(b"UPLOAD");
     c.send(b"QUJD\nQU*D\nENDUPLOAD\n");
     bump(&F.bad_inputs, 1);
-    assert!(crate::harness::error_reason(&c.json()).contains("not in the alphabet"));
+    assert!(assert_error(&c.reply_json(), "the reply").contains("not in the alphabet"));
     // Inline uploads with bad base64.
     for (line, want) in [
         (&b"UPLOAD in.bin QUJD!"[..], "not in the alphabet"),
@@ -272,11 +270,11 @@ pub fn case_05(mode: Mode) {
 
     // A body line over the line limit: ERROR, then close.
     let mut c = s.raw();
-    begin(&mut c, b"UPLOAD long.bin");
-    let long = encode(&pattern(6000, 6)); // 8000 base64 bytes > 4096
+    c.begin_upload(b"UPLOAD long.bin");
+    let long = encode(&content(6, 6000)); // 8000 base64 bytes > 4096
     c.send(format!("{good}\n{long}\nENDUPLOAD\n").as_bytes());
     bump(&F.bad_inputs, 1);
-    let r = crate::harness::error_reason(&c.json());
+    let r = assert_error(&c.reply_json(), "the reply");
     assert!(r.contains("upload line longer than 4096"), "{r}");
     c.expect_closed();
     assert_eq!(temp_count(&s.root), 0);
@@ -284,10 +282,10 @@ pub fn case_05(mode: Mode) {
     // An inline upload over the upload limit (its line is longer than the
     // limit's encoding): ERROR, then close.
     let mut c = s.raw();
-    let big = encode(&pattern(70_000, 7));
+    let big = encode(&content(7, 70_000));
     c.send(format!("UPLOAD inbig.bin {big}\n").as_bytes());
     bump(&F.bad_inputs, 1);
-    let r = crate::harness::error_reason(&c.json());
+    let r = assert_error(&c.reply_json(), "the reply");
     assert!(r.contains("upload line too long"), "{r}");
     c.expect_closed();
     assert_eq!(temp_count(&s.root), 0);
@@ -370,18 +368,18 @@ pub fn case_07(mode: Mode) {
         assert!(r.contains("not a regular file"), "{line:?}: {r}");
     }
     // A streamed upload under a folder's name: refused at the commit, no temp left.
-    begin(&mut c, b"UPLOAD folder");
+    c.begin_upload(b"UPLOAD folder");
     c.send(b"QUJD\nENDUPLOAD\n");
     bump(&F.bad_inputs, 1);
-    assert!(crate::harness::error_reason(&c.json()).contains("not a regular file"));
+    assert!(assert_error(&c.reply_json(), "the reply").contains("not a regular file"));
     assert_eq!(temp_count(&root), 0);
     // DELETE of a link removes the link, never its target.
-    assert_eq!(c.request(b"DELETE rel-link.txt")["status"], "OK");
+    assert_eq!(c.json(b"DELETE rel-link.txt")["status"], "OK");
     assert!(fs::symlink_metadata(root.join("rel-link.txt")).is_err());
-    assert_eq!(c.request(b"DELETE dir-link")["status"], "OK");
+    assert_eq!(c.json(b"DELETE dir-link")["status"], "OK");
     assert!(fs::symlink_metadata(root.join("dir-link")).is_err());
     // UPLOAD under a link's name replaces the link, never writes through it.
-    assert_eq!(c.request(b"UPLOAD abs-link.txt bmV3")["status"], "OK");
+    assert_eq!(c.json(b"UPLOAD abs-link.txt bmV3")["status"], "OK");
     let m = fs::symlink_metadata(root.join("abs-link.txt")).unwrap();
     assert!(m.file_type().is_file());
     assert_eq!(fs::read(root.join("abs-link.txt")).unwrap(), b"new");

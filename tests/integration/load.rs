@@ -5,15 +5,13 @@
 //! the process pool is not built in, they check that `serve --mode process`
 //! refuses to start (exit 2) and say loudly that the process half was not run.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, TempDir, BIN};
+use crate::common::{alive, content, wait_exit, wait_until, Server, TempDir, BIN};
 use fsbench::load::content::{self, upload_seed};
 use fsbench::load::pool::{self, PoolOpts, PoolReport};
 use fsbench::load::summary::Summary;
@@ -42,9 +40,7 @@ fn server_modes(test: &str) -> Vec<Mode> {
         .read_line(&mut line)
         .unwrap();
     if line.starts_with("LISTENING ") {
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
+        fsbench::sys::kill(child.id(), fsbench::sys::SIGTERM).unwrap();
         assert!(child.wait().unwrap().success());
         return vec![Mode::Thread, Mode::Process];
     }
@@ -130,8 +126,7 @@ fn the_pool_in_both_modes_does_every_operation_against_every_server_mode() {
                         for i in 0..3 {
                             let name = upload_name(seed, i, volume.bytes);
                             let data = std::fs::read(srv.root.join(&name)).unwrap();
-                            let mut expected = vec![0u8; volume.bytes as usize];
-                            content::fill(upload_seed(seed, i), 0, &mut expected);
+                            let expected = content(upload_seed(seed, i), volume.bytes as usize);
                             assert!(data == expected, "{what}: stored bytes of {name}");
                         }
                     }
@@ -217,8 +212,7 @@ fn lying_server(
 #[test]
 fn altered_bytes_count_as_verification_failures_in_both_pool_modes() {
     let volume = Volume::kb(10);
-    let mut good = vec![0u8; volume.bytes as usize];
-    content::fill(content::test_file_seed(volume), 0, &mut good);
+    let good = content(content::test_file_seed(volume), volume.bytes as usize);
     for mode in [Mode::Thread, Mode::Process] {
         // Control: the double serving the right bytes is a success, so the
         // failure below comes from the altered byte, not from the double.
@@ -582,11 +576,7 @@ fn alive_with_mark(mark: &str) -> Vec<String> {
         if !env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
             continue;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().next());
-        if matches!(state, Some(s) if s != "Z" && s != "X") {
+        if alive(pid) {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             out.push(format!(
                 "{pid} {}",
@@ -634,8 +624,7 @@ fn interrupt_half_way(sig: i32) {
         s
     });
     // Poll the CSV until a few rows are in.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_until("three rows in the CSV", Duration::from_secs(60), || {
         let lines = std::fs::read_dir(&results)
             .ok()
             .and_then(|d| {
@@ -649,30 +638,15 @@ fn interrupt_half_way(sig: i32) {
                     .count()
             })
             .unwrap_or(0);
-        if lines >= 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no rows after 60 s");
         assert!(
             child.try_wait().unwrap().is_none(),
             "the sweep ended by itself"
         );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the sweep did not stop within 60 s of signal {sig}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        lines >= 4
+    });
+    fsbench::sys::kill(child.id(), sig).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the sweep did not stop within 60 s of signal {sig}"));
     let progress = err_reader.join().unwrap();
     assert_eq!(status.code(), Some(128 + sig), "{progress}");
     assert!(progress.contains("interrupted by signal"), "{progress}");
@@ -716,10 +690,10 @@ fn interrupt_half_way(sig: i32) {
 
 #[test]
 fn a_sweep_stopped_by_sigint_keeps_its_rows_and_leaves_no_process() {
-    interrupt_half_way(libc::SIGINT);
+    interrupt_half_way(fsbench::sys::SIGINT);
 }
 
 #[test]
 fn a_sweep_stopped_by_sigterm_keeps_its_rows_and_leaves_no_process() {
-    interrupt_half_way(libc::SIGTERM);
+    interrupt_half_way(fsbench::sys::SIGTERM);
 }

@@ -6,23 +6,13 @@
 //!
 //! Needs `python3` on the PATH (`.ci/run` installs it); without it these tests fail.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{pattern, Server};
-use sha2::{Digest, Sha256};
+use crate::common::{self, content, sha_hex, Server};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/compat_client.py")
-}
-
-fn sha_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Runs the compatibility client; returns its exit code and the JSON answer it printed.
@@ -59,7 +49,7 @@ fn ok(srv: &Server, args: &[&str]) -> serde_json::Value {
 fn old_clients_list_get_upload_and_delete_a_10_mb_file_and_a_small_one() {
     let srv = Server::start(&["--pool", "2"]);
     let dir = srv.dir.path();
-    let big = pattern(10_000_000, 21);
+    let big = content(21, 10_000_000);
     let small = b"%PDF-1.4 a small file for the old clients\n".to_vec();
     let big_path = dir.join("big.bin");
     let small_path = dir.join("small.pdf");

@@ -7,26 +7,14 @@
 //! bounded deadline. Big transfers are generated and checked as they stream;
 //! the test never holds a large file either.
 
-mod common;
-
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
-use common::{pattern, Server};
-use sha2::{Digest, Sha256};
-
-/// Read/write timeout of the test's own sockets: generous, only there so a
-/// broken server fails a test instead of hanging it.
-const T: Duration = Duration::from_secs(30);
-
-fn sha_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::common::{
+    self, assert_error, content, json_reply, sha_hex, wait_until, Content, HashSink, Raw, Server, T,
+};
+use fsbench::load::content::sha256_of;
 
 fn b64(data: &[u8]) -> String {
     fsbench::protocol::base64::encode(data)
@@ -46,165 +34,6 @@ fn q(name: &str) -> String {
     s
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)))
-}
-
-/// Calls `f` until it returns true, at most until `limit` has passed.
-fn poll_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
-
-/// A connection that speaks the protocol byte by byte, for exact requests.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(srv: &Server) -> Raw {
-        let s = TcpStream::connect(srv.addr).expect("connect");
-        s.set_read_timeout(Some(T)).unwrap();
-        s.set_write_timeout(Some(T)).unwrap();
-        Raw { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("send");
-    }
-
-    /// The next response, without its `\r\n\r\n`.
-    fn response(&mut self) -> Vec<u8> {
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                let r = self.buf[..i].to_vec();
-                self.buf.drain(..i + 4);
-                return r;
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.s.read(&mut chunk).expect("read response");
-            assert!(
-                n > 0,
-                "connection closed before a whole response; got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Sends `line` + `\n`, returns the raw response.
-    fn request(&mut self, line: &[u8]) -> Vec<u8> {
-        let mut l = line.to_vec();
-        l.push(b'\n');
-        self.send(&l);
-        self.response()
-    }
-
-    fn json(&mut self, line: &[u8]) -> serde_json::Value {
-        json(&self.request(line))
-    }
-
-    /// Sends the `UPLOAD` line `line` + `\n`; the answer must be READY.
-    fn begin_upload(&mut self, line: &[u8]) {
-        assert_eq!(self.request(line), b"READY TO RECEIVE FILE");
-    }
-
-    /// Half-closes and reads until the server closes: every byte it still sends.
-    fn finish(mut self) -> Vec<u8> {
-        self.s.shutdown(Shutdown::Write).unwrap();
-        let mut rest = std::mem::take(&mut self.buf);
-        self.s.read_to_end(&mut rest).expect("read until close");
-        rest
-    }
-}
-
-fn assert_error(v: &serde_json::Value, context: &str) {
-    assert_eq!(v["status"], "ERROR", "{context}: {v}");
-    assert!(
-        v["data"].as_str().is_some_and(|r| !r.is_empty()),
-        "{context}: ERROR without a reason: {v}"
-    );
-}
-
-/// Pseudo-random bytes of a given length, generated as they are read (xorshift),
-/// so hundreds of MB go through a test without being held anywhere.
-struct Gen {
-    x: u64,
-    word: [u8; 8],
-    i: usize,
-    left: u64,
-}
-
-impl Gen {
-    fn new(len: u64, seed: u64) -> Gen {
-        Gen {
-            x: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            word: [0; 8],
-            i: 8,
-            left: len,
-        }
-    }
-}
-
-impl Read for Gen {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = (out.len() as u64).min(self.left) as usize;
-        for b in &mut out[..n] {
-            if self.i == 8 {
-                self.x ^= self.x << 13;
-                self.x ^= self.x >> 7;
-                self.x ^= self.x << 17;
-                self.word = self.x.to_le_bytes();
-                self.i = 0;
-            }
-            *b = self.word[self.i];
-            self.i += 1;
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// SHA-256 and length of a generated stream, computed by streaming it.
-fn gen_digest(len: u64, seed: u64) -> String {
-    let mut sink = HashSink::default();
-    io::copy(&mut Gen::new(len, seed), &mut sink).unwrap();
-    sink.hex()
-}
-
-/// A writer that keeps only the SHA-256 and the length of what it is given.
-#[derive(Default)]
-struct HashSink {
-    h: Sha256,
-    n: u64,
-}
-
-impl HashSink {
-    fn hex(self) -> String {
-        hex(&self.h.finalize())
-    }
-}
-
-impl Write for HashSink {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.h.update(b);
-        self.n += b.len() as u64;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The STATS `tasks_failed` counter, read over `raw`.
 fn tasks_failed(raw: &mut Raw) -> u64 {
     let v = raw.json(b"STATS");
@@ -217,19 +46,19 @@ mod happy_path {
     #[test]
     fn every_request_of_the_protocol() {
         let mut srv = Server::start(&["--pool", "2"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
 
         // LIST of an empty store.
         assert_eq!(r.request(b"LIST"), br#"{"status": "OK", "data": []}"#);
 
         // Streamed UPLOAD <name>: READY, base64 lines, ENDUPLOAD.
-        let data = pattern(300_001, 1);
+        let data = content(1, 300_001);
         r.begin_upload(b"UPLOAD named.bin");
         for part in data.chunks(3 * 40_000) {
             r.send(format!("{}\n", b64(part)).as_bytes());
         }
         r.send(b"ENDUPLOAD\n");
-        let up = r.response();
+        let up = r.reply();
         assert_eq!(
             String::from_utf8_lossy(&up),
             r#"{"status": "OK", "message": "File uploaded successfully", "data": {"file_path": "named.bin"}}"#
@@ -239,7 +68,7 @@ mod happy_path {
         // Plain UPLOAD: stored under the content's SHA-256.
         r.begin_upload(b"UPLOAD");
         r.send(format!("{}\nENDUPLOAD\n", b64(&data)).as_bytes());
-        let plain = json(&r.response());
+        let plain = r.reply_json();
         assert_eq!(plain["status"], "OK");
         assert_eq!(plain["data"]["file_path"], sha_hex(&data));
 
@@ -257,7 +86,7 @@ mod happy_path {
             text.find("\"data_file\"").unwrap(),
         );
         assert!(s < n && n < f, "key order: {}", &text[..100]);
-        let v = json(&got);
+        let v = json_reply(&got);
         assert_eq!(v["status"], "OK");
         assert_eq!(v["data_namafile"], "named.bin");
         let content =
@@ -306,8 +135,8 @@ mod happy_path {
         // The counters count the transfers above (two uploads of 400 KB of
         // base64 in, a GET of as much out) and the ERRORs; a task is counted
         // when its worker hands it back, which may be just after its last byte.
-        let mut stats = Raw::connect(&srv);
-        poll_until(T, "STATS to count the transfers", || {
+        let mut stats = srv.raw();
+        wait_until("STATS to count the transfers", T, || {
             let d = stats.json(b"STATS")["data"].clone();
             let n = |k: &str| d[k].as_u64().unwrap();
             n("bytes_in") > 2 * 400_000 && n("bytes_out") > 400_000 && n("tasks_failed") >= 1
@@ -316,15 +145,48 @@ mod happy_path {
         assert!(srv.stop(T).success());
     }
 
+    /// The first end-to-end check (once `tests/smoke.rs`): every request
+    /// through the client library.
+    #[test]
+    fn every_request_on_its_happy_path() {
+        let mut srv = Server::start(&["--pool", "2"]);
+        let mut c = srv.client();
+        assert_eq!(c.list().unwrap(), Vec::<String>::new());
+        let data = content(1, 300_000);
+        let up = c.upload(Some("Photo.JPG"), &mut &data[..]).unwrap();
+        assert_eq!(up.name, "Photo.JPG");
+        let plain = c.upload(None, &mut &data[..]).unwrap();
+        assert_eq!(plain.name, up.sha256);
+        c.upload_inline("small.txt", b"hello").unwrap();
+        let mut got = Vec::new();
+        let d = c.get("Photo.JPG", &mut got).unwrap();
+        assert_eq!(got, data);
+        assert_eq!(d.sha256, up.sha256);
+        let mut names = vec![
+            "Photo.JPG".to_string(),
+            "small.txt".into(),
+            up.sha256.clone(),
+        ];
+        names.sort();
+        assert_eq!(c.list().unwrap(), names);
+        c.delete("small.txt").unwrap();
+        let stats = c.stats().unwrap();
+        assert_eq!(stats["mode"], "thread");
+        assert_eq!(stats["pool"], 2);
+        assert_eq!(stats["workers"].as_array().unwrap().len(), 2);
+        drop(c);
+        assert!(srv.stop(T).success());
+    }
+
     #[test]
     fn commands_are_case_insensitive_and_arguments_keep_their_case() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let up = r.json(format!("Upload Photo.JPG {}", b64(b"upper")).as_bytes());
         assert_eq!(up["data"]["file_path"], "Photo.JPG");
         r.begin_upload(b"upload photo.jpg");
         r.send(format!("{}\nENDUPLOAD\n", b64(b"lower")).as_bytes());
-        assert_eq!(json(&r.response())["data"]["file_path"], "photo.jpg");
+        assert_eq!(r.reply_json()["data"]["file_path"], "photo.jpg");
         assert_eq!(
             r.json(b"list")["data"],
             serde_json::json!(["Photo.JPG", "photo.jpg"])
@@ -341,11 +203,11 @@ mod happy_path {
     #[test]
     fn quoted_names_with_spaces_and_escapes() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let name = "my \"best\"  file .txt";
         r.begin_upload(format!("UPLOAD {}", q(name)).as_bytes());
         r.send(format!("{}\nENDUPLOAD\n", b64(b"quoted")).as_bytes());
-        assert_eq!(json(&r.response())["data"]["file_path"], name);
+        assert_eq!(r.reply_json()["data"]["file_path"], name);
         assert_eq!(std::fs::read(srv.root.join(name)).unwrap(), b"quoted");
         let inline = r.json(format!("UPLOAD\t\"two words.txt\"\t{}", b64(b"tabs")).as_bytes());
         assert_eq!(inline["data"]["file_path"], "two words.txt");
@@ -372,7 +234,7 @@ mod happy_path {
     #[test]
     fn several_requests_on_one_connection_even_in_one_write() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         // Five requests in one write, answered in order.
         r.send(
             format!(
@@ -381,15 +243,15 @@ mod happy_path {
             )
             .as_bytes(),
         );
-        assert_eq!(json(&r.response())["data"], serde_json::json!([]));
-        assert_eq!(json(&r.response())["data"]["file_path"], "p.txt");
-        assert_eq!(json(&r.response())["data_file"], b64(b"pipelined"));
-        assert_eq!(json(&r.response())["message"], "File deleted successfully");
-        assert_eq!(json(&r.response())["data"], serde_json::json!([]));
+        assert_eq!(r.reply_json()["data"], serde_json::json!([]));
+        assert_eq!(r.reply_json()["data"]["file_path"], "p.txt");
+        assert_eq!(r.reply_json()["data_file"], b64(b"pipelined"));
+        assert_eq!(r.reply_json()["message"], "File deleted successfully");
+        assert_eq!(r.reply_json()["data"], serde_json::json!([]));
         // Then one at a time, with streamed transfers in between.
         let mut c = srv.client();
         for i in 0..5u64 {
-            let data = pattern(100_000 + i as usize, i);
+            let data = content(i, 100_000 + i as usize);
             let up = c.upload(None, &mut &data[..]).unwrap();
             let mut got = Vec::new();
             c.get(&up.name, &mut got).unwrap();
@@ -402,12 +264,12 @@ mod happy_path {
     #[test]
     fn list_crlf_crlf_is_answered_once() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         r.send(b"LIST\r\n\r\n");
-        assert_eq!(json(&r.response())["data"], serde_json::json!([]));
+        assert_eq!(r.reply_json()["data"], serde_json::json!([]));
         // The next answer is the next request's, not a second LIST.
         r.send(b"STATS\r\n\r\n");
-        assert_eq!(json(&r.response())["data"]["mode"], "thread");
+        assert_eq!(r.reply_json()["data"]["mode"], "thread");
         assert!(r.finish().is_empty(), "an empty line was answered");
     }
 
@@ -417,7 +279,7 @@ mod happy_path {
         // event loop in one read; the request must still be served.
         let srv = Server::start(&["--pool", "1"]);
         for i in 0..20 {
-            let mut r = Raw::connect(&srv);
+            let mut r = srv.raw();
             r.send(b"LIST\n");
             let rest = r.finish();
             assert_eq!(
@@ -430,10 +292,10 @@ mod happy_path {
     #[test]
     fn bytes_in_counts_the_request_lines_the_event_loop_read() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         assert_eq!(r.json(b"LIST")["status"], "OK");
         let mut d = serde_json::Value::Null;
-        poll_until(T, "the LIST task to be recorded", || {
+        wait_until("the LIST task to be recorded", T, || {
             d = r.json(b"STATS")["data"].clone();
             d["requests"].as_u64().unwrap() >= 1
         });
@@ -442,19 +304,75 @@ mod happy_path {
         assert_eq!(d["bytes_in"].as_u64().unwrap(), 5 + 6 * (n - 1), "{d}");
     }
 
+    /// Starts the server without the two capabilities that let root read
+    /// what permission bits forbid, so that a store without permissions is
+    /// unreadable to it even when the tests run as root. (Not root: the
+    /// bounding set cannot be changed, and the bits stop the server anyway.)
+    fn without_dac_override(cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
+        const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                        let e = io::Error::last_os_error();
+                        if e.raw_os_error() != Some(libc::EPERM) {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     fn a_store_that_cannot_be_read_gets_an_error_not_a_silent_close() {
-        let srv = Server::start(&["--pool", "1"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mut srv = Server::start_with(
+            common::TempDir::new("unreadable"),
+            &["--pool", "1"],
+            without_dac_override,
+        );
+        let set_mode = |mode: u32| {
+            std::fs::set_permissions(&srv.root, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let mut r = srv.raw();
+        assert_eq!(r.json(b"UPLOAD a.txt aGVsbG8=")["status"], "OK");
+        assert_eq!(r.json(b"GET a.txt")["data_file"], "aGVsbG8=");
+
+        // Unreadable: a.txt is there, the server may not look into the store.
+        set_mode(0o000);
+        let why = assert_error(&r.json(b"LIST"), "LIST of an unreadable store");
+        assert!(
+            why.starts_with("cannot list the store") && why.contains("Permission denied"),
+            "{why}"
+        );
+        let why = assert_error(&r.json(b"GET a.txt"), "GET from an unreadable store");
+        assert!(
+            why.contains("a.txt") && why.contains("Permission denied"),
+            "the GET must fail for the permissions, not as a missing file: {why}"
+        );
+        // Readable again, the same file is served: it was the permissions.
+        set_mode(0o755);
+        assert_eq!(r.json(b"GET a.txt")["data_file"], "aGVsbG8=");
+
+        // Gone: the store folder removed under the server.
         std::fs::remove_dir_all(&srv.root).unwrap();
-        let mut r = Raw::connect(&srv);
-        assert_error(&r.json(b"LIST"), "LIST of a store that is gone");
-        assert_error(&r.json(b"GET a.txt"), "GET from a store that is gone");
+        let why = assert_error(&r.json(b"LIST"), "LIST of a store that is gone");
+        assert!(why.starts_with("cannot list the store"), "{why}");
+        let why = assert_error(&r.json(b"GET a.txt"), "GET from a store that is gone");
+        assert_eq!(why, "file not found: a.txt");
+        drop(r);
+        assert!(srv.stop(T).success(), "{}", srv.log_text());
     }
 
     #[test]
     fn an_unknown_command_gets_the_old_servers_words() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         for line in [&b"FOO"[..], b"HELLO world", b"__init__", b"LISTX"] {
             assert_eq!(
                 r.request(line),
@@ -471,7 +389,7 @@ mod happy_path {
     fn json_is_ascii_only_for_a_non_ascii_name() {
         let srv = Server::start(&["--pool", "1"]);
         let name = "Fotoğraf 日本 😀.txt";
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let up = r.request(format!("UPLOAD {} {}", q(name), b64(b"unicode")).as_bytes());
         let list = r.request(b"LIST");
         let get = r.request(format!("GET {}", q(name)).as_bytes());
@@ -496,11 +414,11 @@ mod happy_path {
             l.contains(r"\u011f") && l.contains(r"\u65e5") && l.contains(r"\ud83d\ude00"),
             "{l}"
         );
-        assert_eq!(json(&up)["data"]["file_path"], name);
-        assert_eq!(json(&list)["data"], serde_json::json!([name]));
-        assert_eq!(json(&get)["data_namafile"], name);
-        assert_eq!(json(&get)["data_file"], b64(b"unicode"));
-        assert_error(&json(&missing), "GET of a missing non-ASCII name");
+        assert_eq!(json_reply(&up)["data"]["file_path"], name);
+        assert_eq!(json_reply(&list)["data"], serde_json::json!([name]));
+        assert_eq!(json_reply(&get)["data_namafile"], name);
+        assert_eq!(json_reply(&get)["data_file"], b64(b"unicode"));
+        assert_error(&json_reply(&missing), "GET of a missing non-ASCII name");
         assert_eq!(std::fs::read(srv.root.join(name)).unwrap(), b"unicode");
     }
 }
@@ -549,12 +467,12 @@ mod bounded_memory {
         let srv = Server::start(&["--pool", "2"]);
         let pid = srv.pid();
         let idle = srv.rss_kib();
-        let want = gen_digest(SIZE, 7);
+        let want = sha256_of(7, SIZE);
         let mut c = Client::connect(srv.addr, T).unwrap();
 
         let sampler = Sampler::start(pid);
         let up = c
-            .upload(None, &mut Gen::new(SIZE, 7))
+            .upload(None, &mut Content::new(7, SIZE))
             .expect("200 MB upload");
         let (up_peak, up_samples) = sampler.finish();
         assert_eq!((up.bytes, up.sha256.as_str()), (SIZE, want.as_str()));
@@ -597,26 +515,26 @@ mod bounded_memory {
 
 mod concurrency {
     use super::*;
+    use crate::common::Gate;
     use fsbench::client::Client;
-    use std::sync::{Arc, Barrier};
 
     #[test]
     fn fifty_concurrent_verified_gets_against_pool_5() {
         let srv = Server::start(&["--pool", "5"]);
-        let data = pattern(10 * 1000 * 1000, 50);
+        let data = content(50, 10 * 1000 * 1000);
         let want = sha_hex(&data);
         srv.client()
             .upload(Some("ten.bin"), &mut &data[..])
             .unwrap();
         drop(data);
-        let barrier = Arc::new(Barrier::new(50));
+        let start = Gate::new(50);
         let handles: Vec<_> = (0..50)
             .map(|i| {
-                let (addr, barrier) = (srv.addr, barrier.clone());
+                let (addr, start) = (srv.addr, start.clone());
                 std::thread::spawn(move || {
                     let c = Client::connect(addr, Duration::from_secs(60));
-                    // Every thread reaches the barrier, even one that failed to connect.
-                    barrier.wait();
+                    // Every thread reaches the gate, even one that failed to connect.
+                    start.wait();
                     let mut c = c.map_err(|e| format!("client {i}: {e}"))?;
                     let mut sink = HashSink::default();
                     let d = c
@@ -642,7 +560,7 @@ mod concurrency {
         // The upload and the 50 GETs are counted once their workers hand them back.
         let mut c = srv.client();
         let mut st = serde_json::Value::Null;
-        poll_until(T, "STATS to count 51 tasks", || {
+        wait_until("STATS to count 51 tasks", T, || {
             st = c.stats().unwrap();
             st["tasks_ok"].as_u64().unwrap() + st["tasks_failed"].as_u64().unwrap() >= 51
         });
@@ -692,7 +610,7 @@ mod names {
         let store_before = common::snapshot(&srv.root);
         let canary_before = common::snapshot(&srv.canary());
 
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         for (name, why) in bad_names(canary_file.to_str().unwrap()) {
             let quoted = q(&name);
             // NUL and the like also unquoted: the raw bytes as a plain token.
@@ -704,12 +622,12 @@ mod names {
                     format!("DELETE {token}"),
                     format!("UPLOAD {token} {}", b64(b"overwritten")),
                 ] {
-                    assert_error(&r.json(line.as_bytes()), &format!("{why}: {line:?}"));
+                    assert_error(&r.json(line.as_bytes()), format!("{why}: {line:?}"));
                 }
                 // A streamed upload must not even start: ERROR instead of READY.
                 let resp = r.request(format!("UPLOAD {token}").as_bytes());
                 assert!(!resp.starts_with(b"READY"), "{why}: upload started");
-                assert_error(&json(&resp), &format!("{why}: streamed UPLOAD"));
+                assert_error(&json_reply(&resp), format!("{why}: streamed UPLOAD"));
             }
         }
         assert_eq!(r.json(b"LIST")["data"], serde_json::json!(["keep.txt"]));
@@ -763,7 +681,7 @@ mod names {
         let canary_file = srv.canary().join("canary.txt");
         std::os::unix::fs::symlink(&canary_file, srv.root.join("link.txt")).unwrap();
         let canary_before = common::snapshot(&srv.canary());
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let v = r.json(b"GET link.txt");
         assert_error(&v, "GET through a symlink");
         assert!(!v.to_string().contains(&b64(b"do not touch")));
@@ -780,8 +698,8 @@ mod uploads {
     use super::*;
 
     fn wait_for_failed_tasks(srv: &Server, n: u64) {
-        let mut stats = Raw::connect(srv);
-        poll_until(Duration::from_secs(20), "the cut-off task to end", || {
+        let mut stats = srv.raw();
+        wait_until("the cut-off task to end", Duration::from_secs(20), || {
             tasks_failed(&mut stats) >= n
         });
     }
@@ -806,10 +724,10 @@ mod uploads {
     #[test]
     fn an_upload_cut_off_half_way_leaves_no_file_and_no_temp_file() {
         let srv = Server::start(&["--pool", "2"]);
-        let data = pattern(3 * 1024 * 1024, 9);
+        let data = content(9, 3 * 1024 * 1024);
 
         // Closed in the middle of a base64 line.
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         r.begin_upload(b"UPLOAD cut.bin");
         assert_eq!(srv.temp_files(), 1, "the upload has its temp file");
         r.send(format!("{}\n", b64(&data[..1536 * 1024])).as_bytes());
@@ -821,7 +739,7 @@ mod uploads {
         assert!(!srv.root.join("cut.bin").exists());
 
         // A plain UPLOAD closed between two lines.
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         r.begin_upload(b"UPLOAD");
         r.send(format!("{}\n", b64(&data[..1536 * 1024])).as_bytes());
         drop(r);
@@ -840,7 +758,7 @@ mod uploads {
     #[test]
     fn bad_base64_is_refused_and_leaves_nothing() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         for body in [
             "aGVsbG8\n",
             "aGV!bG8=\n",
@@ -850,7 +768,7 @@ mod uploads {
         ] {
             r.begin_upload(b"UPLOAD bad.bin");
             r.send(format!("{}ENDUPLOAD\n", body).as_bytes());
-            assert_error(&json(&r.response()), body);
+            assert_error(&r.reply_json(), body);
         }
         assert_error(&r.json(b"UPLOAD bad.bin aGV!bG8="), "inline");
         assert_eq!(srv.temp_files(), 0);
@@ -875,10 +793,10 @@ mod uploads {
             ("gif88a", b"GIF88a".to_vec(), ""),
             ("empty zip", b"PK\x05\x06".to_vec(), ""),
         ];
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let mut expected_names = Vec::new();
         for (i, (what, magic, ext)) in cases.into_iter().enumerate() {
-            for tail in [pattern(5000 + i, i as u64), Vec::new()] {
+            for tail in [content(i as u64, 5000 + i), Vec::new()] {
                 let mut content = magic.clone();
                 content.extend_from_slice(&tail);
                 let want = format!("{}{ext}", sha_hex(&content));
@@ -894,7 +812,7 @@ mod uploads {
                     }
                 }
                 r.send(format!("{body}ENDUPLOAD\n").as_bytes());
-                let v = json(&r.response());
+                let v = r.reply_json();
                 assert_eq!(v["data"]["file_path"], want.as_str(), "{what}");
                 assert_eq!(
                     std::fs::read(srv.root.join(&want)).unwrap(),
@@ -915,7 +833,7 @@ mod limits {
     #[test]
     fn a_client_refused_for_a_long_line_does_not_hold_the_only_worker() {
         let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
-        let base = common::fd_count(srv.pid());
+        let base = srv.idle_fds();
         // A: a line over the limit, then silence with its socket left open.
         let mut a = TcpStream::connect(srv.addr).unwrap();
         a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -929,19 +847,24 @@ mod limits {
         // server waits for A to go away without a worker waiting with it.
         let mut b = srv.client();
         assert_eq!(b.list().unwrap(), Vec::<String>::new());
+        // Exactly A's and B's connections are open on the server.
         let held = common::fd_count(srv.pid());
-        assert!(
-            held >= base + 2,
-            "A's connection was closed before B was served ({base} -> {held})"
+        assert_eq!(
+            held,
+            base + 2,
+            "A's connection closed before B was served, or a descriptor more ({base} -> {held})"
         );
-        drop(a);
+        // Once both clients are gone the server closes both connections: no
+        // descriptor is left behind.
+        drop((a, b));
+        srv.expect_fds_back_to(base);
     }
 
     #[test]
     fn an_inline_upload_longer_than_the_line_limit_is_streamed() {
         let srv = Server::start(&["--pool", "1"]);
-        let data = pattern(1_000_001, 5);
-        let mut r = Raw::connect(&srv);
+        let data = content(5, 1_000_001);
+        let mut r = srv.raw();
         let v = r.json(format!("UPLOAD big-inline.bin {}", b64(&data)).as_bytes());
         assert_eq!(v["data"]["file_path"], "big-inline.bin");
         assert_eq!(
@@ -963,14 +886,14 @@ mod limits {
     #[test]
     fn a_request_line_over_64_kib_gets_an_error_and_a_close() {
         let srv = Server::start(&["--pool", "1"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         assert_eq!(
             r.json(format!("GET {}", "x".repeat(60_000)).as_bytes())["status"],
             "ERROR"
         );
         let line = format!("GET {}\n", "x".repeat(70 * 1024));
         r.send(line.as_bytes());
-        assert_error(&json(&r.response()), "line over the limit");
+        assert_error(&r.reply_json(), "line over the limit");
         // Then the server closes: nothing more comes, whatever the client still sends.
         assert!(r.finish().is_empty());
         assert_eq!(srv.client().list().unwrap(), Vec::<String>::new());
@@ -983,8 +906,8 @@ mod limits {
         let tmp = srv.root.join(".tmp");
         std::fs::remove_dir(&tmp).unwrap();
         std::fs::write(&tmp, b"not a folder").unwrap();
-        let mut r = Raw::connect(&srv);
-        let line = format!("UPLOAD x.bin {}", b64(&pattern(100_000, 7)));
+        let mut r = srv.raw();
+        let line = format!("UPLOAD x.bin {}", b64(&content(7, 100_000)));
         assert_error(&r.json(line.as_bytes()), "upload without a temp file");
         // One ERROR for the whole line; the connection goes on in step.
         assert_eq!(r.json(b"LIST")["data"], serde_json::json!([]));
@@ -994,7 +917,7 @@ mod limits {
     fn a_line_over_the_limit_is_refused_even_right_after_another_request() {
         let srv = Server::start(&["--pool", "1", "--max-line", "1000"]);
         // A line of exactly the limit is a request.
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         let at_limit = format!("LIST{}", " ".repeat(996));
         assert_eq!(r.json(at_limit.as_bytes())["status"], "OK");
         // One write: the event loop reads LIST and the start of the long line,
@@ -1002,8 +925,8 @@ mod limits {
         let mut two = b"LIST\n".to_vec();
         two.extend_from_slice(format!("LIST{}\n", " ".repeat(2000)).as_bytes());
         r.send(&two);
-        assert_eq!(json(&r.response())["status"], "OK");
-        let v = json(&r.response());
+        assert_eq!(r.reply_json()["status"], "OK");
+        let v = r.reply_json();
         assert_error(&v, "a 2004-byte line with --max-line 1000");
         assert!(v["data"].as_str().unwrap().contains("longer"), "{v}");
         assert!(r.finish().is_empty());
@@ -1014,18 +937,18 @@ mod limits {
         let srv = Server::start(&["--pool", "1", "--max-upload", "1000000"]);
         let mut c = srv.client();
         let e = c
-            .upload(Some("too-big.bin"), &mut Gen::new(1_500_000, 1))
+            .upload(Some("too-big.bin"), &mut Content::new(1, 1_500_000))
             .expect_err("over the limit");
         assert!(e.to_string().contains("limit"), "{e}");
         let e = c
-            .upload(None, &mut Gen::new(1_000_001, 1))
+            .upload(None, &mut Content::new(1, 1_000_001))
             .expect_err("one byte over");
         assert!(e.to_string().contains("limit"), "{e}");
         // Exactly at the limit is accepted, on the same connection.
         let up = c
-            .upload(Some("at-limit.bin"), &mut Gen::new(1_000_000, 1))
+            .upload(Some("at-limit.bin"), &mut Content::new(1, 1_000_000))
             .unwrap();
-        assert_eq!(up.sha256, gen_digest(1_000_000, 1));
+        assert_eq!(up.sha256, sha256_of(1, 1_000_000));
         assert_eq!(c.list().unwrap(), vec!["at-limit.bin".to_string()]);
         assert_eq!(srv.temp_files(), 0);
     }
@@ -1034,19 +957,12 @@ mod limits {
 mod timeouts {
     use super::*;
 
-    /// Reads until the server closes; returns everything it sent.
-    fn until_closed(mut r: Raw) -> Vec<u8> {
-        let mut rest = std::mem::take(&mut r.buf);
-        r.s.read_to_end(&mut rest)
-            .expect("the server closes within the test's timeout");
-        rest
-    }
-
+    /// Everything the server sent before it closed: one ERROR reply.
     fn one_error(bytes: &[u8], context: &str) -> serde_json::Value {
         let body = bytes
             .strip_suffix(b"\r\n\r\n")
             .unwrap_or_else(|| panic!("{context}: {:?}", String::from_utf8_lossy(bytes)));
-        let v = json(body);
+        let v = json_reply(body);
         assert_error(&v, context);
         v
     }
@@ -1064,20 +980,20 @@ mod timeouts {
         // (The test must send its half line within the idle timeout after READY:
         // 2 s leaves room on a loaded machine; nothing here measures speed.)
         // Says nothing: the idle timeout.
-        let silent = Raw::connect(&srv);
+        let silent = srv.raw();
         // Starts a request line and never ends it: the request deadline.
-        let mut partial = Raw::connect(&srv);
+        let mut partial = srv.raw();
         partial.send(b"LIS");
         // Stops in the middle of an upload body: the worker's idle timeout.
-        let mut stalled = Raw::connect(&srv);
+        let mut stalled = srv.raw();
         stalled.begin_upload(b"UPLOAD stalled.bin");
-        stalled.send(format!("{}\naGVs", b64(&pattern(30_000, 2))).as_bytes());
+        stalled.send(format!("{}\naGVs", b64(&content(2, 30_000))).as_bytes());
 
-        let v = one_error(&until_closed(silent), "silent");
+        let v = one_error(&silent.until_closed(), "silent");
         assert!(v["data"].as_str().unwrap().contains("idle"), "{v}");
-        let v = one_error(&until_closed(partial), "partial line");
+        let v = one_error(&partial.until_closed(), "partial line");
         assert!(v["data"].as_str().unwrap().contains("time"), "{v}");
-        one_error(&until_closed(stalled), "stalled upload");
+        one_error(&stalled.until_closed(), "stalled upload");
         assert_eq!(srv.temp_files(), 0);
         assert!(!srv.root.join("stalled.bin").exists());
         // The server itself is fine.
@@ -1101,13 +1017,13 @@ mod idle_connections {
     #[test]
     fn five_silent_connections_do_not_stop_a_sixth_client_with_pool_1() {
         let srv = Server::start(&["--pool", "1", "--idle-timeout", "60"]);
-        let fds = common::fd_count(srv.pid());
+        let fds = srv.idle_fds();
         let silent: Vec<TcpStream> = (0..5)
             .map(|_| TcpStream::connect(srv.addr).unwrap())
             .collect();
         // The server has accepted all five (one descriptor each) before the sixth comes.
-        poll_until(Duration::from_secs(10), "the five to be accepted", || {
-            common::fd_count(srv.pid()) >= fds + 5
+        wait_until("the five to be accepted", Duration::from_secs(10), || {
+            common::fd_count(srv.pid()) == fds + 5
         });
         // A generous timeout: a server that lets the silent ones hold its one
         // worker answers only after its idle timeout, if at all.
@@ -1124,11 +1040,12 @@ mod idle_connections {
         let mut first = silent.into_iter().next().unwrap();
         first.set_read_timeout(Some(T)).unwrap();
         first.write_all(b"LIST\n").unwrap();
-        let mut r = Raw {
-            s: first,
-            buf: Vec::new(),
-        };
-        assert_eq!(json(&r.response())["data"], serde_json::json!(["x.txt"]));
+        let mut r = Raw::from(first);
+        assert_eq!(r.reply_json()["data"], serde_json::json!(["x.txt"]));
+        // Every client gone, the server closes every connection: back to
+        // exactly its idle descriptors.
+        drop((r, c));
+        srv.expect_fds_back_to(fds);
     }
 }
 
@@ -1139,17 +1056,17 @@ mod shutdown {
     fn a_request_sent_just_before_sigterm_is_still_answered() {
         for mode in ["thread", "process"] {
             let mut srv = Server::start(&["--mode", mode, "--pool", "1"]);
-            let fds = common::fd_count(srv.pid());
+            let fds = srv.idle_fds();
             let mut s = TcpStream::connect(srv.addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            poll_until(
-                Duration::from_secs(10),
+            s.set_read_timeout(Some(T)).unwrap();
+            wait_until(
                 "the connection to be accepted",
-                || common::fd_count(srv.pid()) > fds,
+                Duration::from_secs(10),
+                || common::fd_count(srv.pid()) == fds + 1,
             );
             // The request and the signal race: in either order it must be answered.
             s.write_all(b"LIST\n").unwrap();
-            srv.signal(libc::SIGTERM);
+            srv.signal(fsbench::sys::SIGTERM);
             let mut got = Vec::new();
             let _ = s.read_to_end(&mut got);
             assert_eq!(
@@ -1160,112 +1077,51 @@ mod shutdown {
             assert!(srv.wait(Duration::from_secs(30)).success(), "{mode}");
         }
     }
+    use crate::common::{Gate, GatedReader, GatedSink};
     use fsbench::client::Client;
-    use std::sync::mpsc;
 
     const SIZE: u64 = 32 * 1000 * 1000;
-
-    /// A reader that stops after `at` bytes: says so, then waits to be let go.
-    struct GatedReader {
-        inner: Gen,
-        at: u64,
-        pos: u64,
-        reached: Option<mpsc::Sender<()>>,
-        go: mpsc::Receiver<()>,
-    }
-
-    impl Read for GatedReader {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            if self.pos >= self.at {
-                if let Some(tx) = self.reached.take() {
-                    tx.send(()).unwrap();
-                    self.go.recv().unwrap();
-                }
-            }
-            let len = out.len();
-            let room = if self.pos < self.at {
-                ((self.at - self.pos) as usize).min(len)
-            } else {
-                len
-            };
-            let n = self.inner.read(&mut out[..room])?;
-            self.pos += n as u64;
-            Ok(n)
-        }
-    }
-
-    /// A writer that, on its first write, says so and waits to be let go.
-    struct GatedSink {
-        inner: HashSink,
-        reached: Option<mpsc::Sender<()>>,
-        go: mpsc::Receiver<()>,
-    }
-
-    impl Write for GatedSink {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            if let Some(tx) = self.reached.take() {
-                tx.send(()).unwrap();
-                self.go.recv().unwrap();
-            }
-            self.inner.write(b)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn sigterm_during_transfers_lets_them_complete_and_exits_0() {
         let mut srv = Server::start(&["--pool", "2"]);
-        let want = gen_digest(SIZE, 3);
+        let want = sha256_of(3, SIZE);
         let mut f = std::fs::File::create(srv.root.join("big.bin")).unwrap();
-        io::copy(&mut Gen::new(SIZE, 3), &mut f).unwrap();
+        io::copy(&mut Content::new(3, SIZE), &mut f).unwrap();
         drop(f);
 
-        let (reached_tx, reached) = mpsc::channel();
-        let (go_get, go_rx) = mpsc::channel();
-        let mut sink = GatedSink {
-            inner: HashSink::default(),
-            reached: Some(reached_tx.clone()),
-            go: go_rx,
-        };
+        // The test and both transfers meet at the gate when the GET's first
+        // bytes have arrived and half the upload is sent, and again to go on.
+        let gate = Gate::new(3);
+        let mut sink = GatedSink::new(HashSink::default(), gate.clone());
         let mut c = Client::connect(srv.addr, T).unwrap();
         let get = std::thread::spawn(move || {
             let d = c.get("big.bin", &mut sink).map_err(|e| e.to_string())?;
             Ok::<_, String>((d, sink.inner.n, sink.inner.hex()))
         });
-        let (go_up, go_rx) = mpsc::channel();
-        let mut src = GatedReader {
-            inner: Gen::new(SIZE, 4),
-            at: SIZE / 2,
-            pos: 0,
-            reached: Some(reached_tx),
-            go: go_rx,
-        };
+        let mut src = GatedReader::new(Content::new(4, SIZE), SIZE / 2, gate.clone());
         let mut c = Client::connect(srv.addr, T).unwrap();
         let up = std::thread::spawn(move || c.upload(None, &mut src).map_err(|e| e.to_string()));
-        // Both transfers are under way: the GET's first bytes arrived, half the upload is sent.
-        reached.recv_timeout(T).unwrap();
-        reached.recv_timeout(T).unwrap();
+        // Both transfers are under way.
+        gate.wait();
 
-        srv.signal(libc::SIGTERM);
+        srv.signal(fsbench::sys::SIGTERM);
         // It stops accepting: a new connection is refused once the signal is handled.
-        poll_until(Duration::from_secs(10), "the listener to close", || {
+        wait_until("the listener to close", Duration::from_secs(10), || {
             TcpStream::connect(srv.addr).is_err()
         });
         assert!(
             srv.child.as_mut().unwrap().try_wait().unwrap().is_none(),
             "exited mid-transfer"
         );
-        go_get.send(()).unwrap();
-        go_up.send(()).unwrap();
+        gate.wait();
 
         let (d, n, sha) = get.join().unwrap().expect("GET completes after SIGTERM");
         assert_eq!((d.bytes, n), (SIZE, SIZE));
         assert_eq!(sha, want);
         let u = up.join().unwrap().expect("UPLOAD completes after SIGTERM");
         assert_eq!(u.bytes, SIZE);
-        assert_eq!(u.sha256, gen_digest(SIZE, 4));
+        assert_eq!(u.sha256, sha256_of(4, SIZE));
         let status = srv.wait(T);
         assert_eq!(status.code(), Some(0), "log:\n{}", srv.log_text());
         // The acknowledged upload is in the store under its SHA-256.
@@ -1281,12 +1137,12 @@ mod shutdown {
     #[test]
     fn an_upload_still_open_at_the_drain_timeout_leaves_no_temp_file() {
         let mut srv = Server::start(&["--pool", "1", "--drain-timeout", "0.2"]);
-        let mut r = Raw::connect(&srv);
+        let mut r = srv.raw();
         r.begin_upload(b"UPLOAD never-finished.bin");
         // Half a body, then silence: the worker waits for the rest past the drain timeout.
-        r.send(format!("{}\n", b64(&pattern(30_000, 6))).as_bytes());
-        poll_until(T, "the upload's temp file", || srv.temp_files() == 1);
-        srv.signal(libc::SIGTERM);
+        r.send(format!("{}\n", b64(&content(6, 30_000))).as_bytes());
+        wait_until("the upload's temp file", T, || srv.temp_files() == 1);
+        srv.signal(fsbench::sys::SIGTERM);
         let status = srv.wait(T);
         assert_eq!(status.code(), Some(0), "log:\n{}", srv.log_text());
         assert!(!srv.root.join("never-finished.bin").exists());
@@ -1328,7 +1184,7 @@ mod cli {
     #[test]
     fn a_get_to_a_file_touches_nothing_but_its_output() {
         let srv = Server::start(&["--pool", "1"]);
-        let data = pattern(200_000, 12);
+        let data = content(12, 200_000);
         let sha = sha_hex(&data);
         srv.client().upload(Some("r.pdf"), &mut &data[..]).unwrap();
         let keep = srv.dir.path().join("keep");
@@ -1362,7 +1218,7 @@ mod cli {
     fn exit_codes_and_verified_get_to_a_file() {
         let srv = Server::start(&["--pool", "2"]);
         let dir = srv.dir.path();
-        let data = pattern(1_000_003, 11);
+        let data = content(11, 1_000_003);
         let sha = sha_hex(&data);
         let src = dir.join("src.bin");
         std::fs::write(&src, &data).unwrap();
@@ -1386,7 +1242,8 @@ mod cli {
         );
         let o = client(&srv, &["stats"]);
         assert_ok(&o);
-        assert_eq!(json(&o.stdout)["mode"], "thread");
+        let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(stats["mode"], "thread");
 
         // get -o: the verified file, and nothing else left beside it.
         let out = dir.join("out").join("got.bin");

@@ -3,15 +3,17 @@
 //! /proc, workers killed while idle, mid-download and mid-upload, descriptor
 //! hygiene of the acceptor, SIGTERM drain, the acceptor killed, STATS shape.
 
-mod common;
-
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use common::{children, pattern, Server};
+use crate::common::{
+    self, alive, children, content, fd_table, holds_a_connection, poll, wait_until, Content, Gate,
+    GatedReader, GatedSink, Server,
+};
 use fsbench::client::{Client, ClientError, Download};
 
 /// Client timeout for the transfers a worker's death interrupts: well under
@@ -29,24 +31,10 @@ fn start(pool: usize) -> Server {
 /// Waits (at most 5 s) until the server has exactly `n` worker processes.
 fn wait_for_workers(srv: &Server, n: usize) {
     assert!(
-        wait_until(Duration::from_secs(5), || workers(srv).len() == n),
+        poll(Duration::from_secs(5), || workers(srv).len() == n).is_some(),
         "not {n} workers within 5 s: {:?}",
         workers(srv)
     );
-}
-
-/// Polls `cond` until it holds or `limit` has passed; returns whether it held.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn workers(srv: &Server) -> Vec<u32> {
@@ -55,58 +43,8 @@ fn workers(srv: &Server) -> Vec<u32> {
     v
 }
 
-/// Is the process running (it exists and is not a zombie)?
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    match stat.rfind(')') {
-        Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
-        None => false,
-    }
-}
-
 fn kill9(pid: u32) {
-    // SAFETY: kill(2) with a pid of our own test's processes.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
-}
-
-/// The descriptors of a process with what each points at.
-fn fd_table(pid: u32) -> Vec<(String, PathBuf)> {
-    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| {
-                    let target = std::fs::read_link(e.path()).unwrap_or_default();
-                    (e.file_name().to_string_lossy().into_owned(), target)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Socket inodes of TCP connections (not listeners) on this host.
-fn tcp_connection_inodes() -> Vec<String> {
-    let mut out = Vec::new();
-    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(f).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // st is column 3 ("0A" = LISTEN), inode column 9.
-            if cols.len() > 9 && cols[3] != "0A" {
-                out.push(format!("socket:[{}]", cols[9]));
-            }
-        }
-    }
-    out
-}
-
-/// Does the process hold a TCP connection?
-fn holds_a_connection(pid: u32) -> bool {
-    let conns = tcp_connection_inodes();
-    fd_table(pid)
-        .iter()
-        .any(|(_, t)| conns.iter().any(|c| Path::new(c) == t))
+    fsbench::sys::kill(pid, fsbench::sys::SIGKILL).expect("kill -9");
 }
 
 /// The worker that has a file matching `pred` open.
@@ -120,84 +58,14 @@ fn stats(srv: &Server) -> serde_json::Value {
     srv.client().stats().expect("STATS")
 }
 
-/// A point a transfer stops at until the test lets it go on.
-struct Gate {
-    started: mpsc::Sender<()>,
-    go: mpsc::Receiver<()>,
-    passed: bool,
-}
-
-impl Gate {
-    fn new() -> (Gate, mpsc::Receiver<()>, mpsc::Sender<()>) {
-        let (started_tx, started_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel();
-        let gate = Gate {
-            started: started_tx,
-            go: go_rx,
-            passed: false,
-        };
-        (gate, started_rx, go_tx)
-    }
-
-    fn pass(&mut self) {
-        if !self.passed {
-            self.passed = true;
-            let _ = self.started.send(());
-            let _ = self.go.recv();
-        }
-    }
-}
-
-/// A GET sink that stops reading after the first bytes until the gate opens.
-struct GatedSink {
-    gate: Gate,
-    got: Vec<u8>,
-}
-
-impl Write for GatedSink {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.gate.pass();
-        self.got.extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// An upload source that stops after `gate_at` bytes until the gate opens.
-struct GatedReader {
-    data: Vec<u8>,
-    pos: usize,
-    gate_at: usize,
-    gate: Gate,
-}
-
-impl Read for GatedReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.gate_at {
-            self.gate.pass();
-        }
-        let end = if self.pos < self.gate_at {
-            self.gate_at
-        } else {
-            self.data.len()
-        };
-        let n = buf.len().min(end - self.pos);
-        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// A GET of `big.bin` stalled in the middle of the transfer: the client stopped
 /// reading after its first bytes, and the worker serving it has the file open
 /// and blocks on the full socket buffers until [`StalledGet::resume`].
 struct StalledGet {
     /// The worker serving the GET.
     worker: u32,
-    go: mpsc::Sender<()>,
-    handle: std::thread::JoinHandle<(Result<Download, ClientError>, Vec<u8>)>,
+    gate: Arc<Gate>,
+    handle: JoinHandle<(Result<Download, ClientError>, Vec<u8>)>,
 }
 
 impl StalledGet {
@@ -205,35 +73,31 @@ impl StalledGet {
     /// starts its GET in a thread and waits until a worker holds the file.
     fn start(srv: &Server, content: &[u8]) -> StalledGet {
         std::fs::write(srv.root.join("big.bin"), content).unwrap();
-        let (gate, started, go) = Gate::new();
+        let gate = Gate::new(2);
+        let mut sink = GatedSink::new(Vec::new(), gate.clone());
         let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
         let handle = std::thread::spawn(move || {
-            let mut sink = GatedSink {
-                gate,
-                got: Vec::new(),
-            };
             let r = c.get("big.bin", &mut sink);
-            (r, sink.got)
+            (r, sink.inner)
         });
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("download started");
+        // The download has started: its first bytes reached the sink.
+        gate.wait();
         let big_path = canonical_root(srv).join("big.bin");
         let mut worker = None;
-        assert!(wait_until(Duration::from_secs(5), || {
+        wait_until("a worker holding big.bin", Duration::from_secs(5), || {
             worker = worker_holding(srv, |t| t == big_path);
             worker.is_some()
-        }));
+        });
         StalledGet {
             worker: worker.unwrap(),
-            go,
+            gate,
             handle,
         }
     }
 
     /// Lets the client read on; returns the GET's result and the bytes it got.
     fn resume(self) -> (Result<Download, ClientError>, Vec<u8>) {
-        self.go.send(()).unwrap();
+        self.gate.wait();
         self.handle.join().unwrap()
     }
 }
@@ -244,11 +108,9 @@ fn canonical_root(srv: &Server) -> PathBuf {
 
 /// Waits (at most 5 s) until new connections are refused.
 fn wait_for_the_listener_to_close(srv: &Server) {
-    assert!(
-        wait_until(Duration::from_secs(5), || TcpStream::connect(srv.addr)
-            .is_err()),
-        "still accepting 5 s later"
-    );
+    wait_until("new connections refused", Duration::from_secs(5), || {
+        TcpStream::connect(srv.addr).is_err()
+    });
 }
 
 fn no_worker_outlived(pids: &[u32]) {
@@ -288,7 +150,7 @@ fn fifty_gets_and_fifty_uploads(pool: usize) {
         .map(|i| {
             (
                 format!("seed-{i}.bin"),
-                pattern((1 << 20) - i * 4099, i as u64),
+                content(i as u64, (1 << 20) - i * 4099),
             )
         })
         .collect();
@@ -317,7 +179,7 @@ fn fifty_gets_and_fifty_uploads(pool: usize) {
             .map(|i| {
                 let srv = &srv;
                 s.spawn(move || {
-                    let data = pattern(256 * 1024 + i * 1000, 100 + i as u64);
+                    let data = content(100 + i as u64, 256 * 1024 + i * 1000);
                     let name = format!("up-{i}.bin");
                     let u = srv
                         .client()
@@ -339,10 +201,11 @@ fn fifty_gets_and_fifty_uploads(pool: usize) {
     // A worker reports after its client has the answer: wait for the last reports.
     let mut st = stats(&srv);
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        poll(Duration::from_secs(5), || {
             st = stats(&srv);
             st["tasks_ok"].as_u64() >= Some(100)
-        }),
+        })
+        .is_some(),
         "{st}"
     );
     assert_eq!(st["tasks_failed"], 0, "{st}");
@@ -395,7 +258,7 @@ fn exactly_pool_size_worker_processes_exist_and_the_acceptor_has_one_thread() {
             .find_map(|l| l.strip_prefix("SigIgn:"))
             .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
             .unwrap();
-        for sig in [libc::SIGINT, libc::SIGTERM] {
+        for sig in [fsbench::sys::SIGINT, fsbench::sys::SIGTERM] {
             assert!(
                 ign & (1 << (sig - 1)) != 0,
                 "worker {p} does not ignore signal {sig}"
@@ -426,10 +289,11 @@ fn an_idle_worker_killed_is_replaced_within_a_second() {
     let victim = before[1];
     kill9(victim);
     assert!(
-        wait_until(Duration::from_secs(1), || {
+        poll(Duration::from_secs(1), || {
             let w = workers(&srv);
             w.len() == 3 && !w.contains(&victim)
-        }),
+        })
+        .is_some(),
         "pool not back to 3 within 1 s: {:?}; log:\n{}",
         workers(&srv),
         srv.log_text()
@@ -451,7 +315,7 @@ fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
     let srv = start(2);
     // Larger than what the socket buffers hold when the client stops reading early.
     std::fs::write(srv.root.join("small.txt"), b"small").unwrap();
-    let big = pattern(12 << 20, 7);
+    let big = content(7, 12 << 20);
     let get = StalledGet::start(&srv, &big);
     let victim = get.worker;
     // The other worker serves meanwhile.
@@ -466,7 +330,9 @@ fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
     assert_ne!(err.cause(), "timeout", "the client hung: {err}");
     assert!(got.len() < big.len());
     // Others succeed, on the replacement too.
-    assert!(wait_until(Duration::from_secs(2), || workers(&srv).len() == 2));
+    wait_until("the pool back to 2 workers", Duration::from_secs(2), || {
+        workers(&srv).len() == 2
+    });
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -484,37 +350,33 @@ fn a_worker_killed_mid_download_fails_that_client_promptly_and_no_other() {
 #[test]
 fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
     let srv = start(2);
-    let (gate, started, go) = Gate::new();
+    let gate = Gate::new(2);
+    // Stops past the server's 1 MiB write buffer, so part is on disk.
+    let mut src = GatedReader::new(Content::new(9, 3 << 20), 2 << 20, gate.clone());
     let mut c = Client::connect(srv.addr, CLIENT_TIMEOUT).unwrap();
-    let h = std::thread::spawn(move || {
-        let mut src = GatedReader {
-            data: pattern(3 << 20, 9),
-            pos: 0,
-            // Past the server's 1 MiB write buffer, so part is on disk.
-            gate_at: 2 << 20,
-            gate,
-        };
-        c.upload(Some("partial.bin"), &mut src)
-    });
-    started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("upload started");
+    let h = std::thread::spawn(move || c.upload(Some("partial.bin"), &mut src));
+    // The upload has started and stopped at the gate.
+    gate.wait();
     let tmp = canonical_root(&srv).join(".tmp");
     // The worker holding a temp file that has received part of the body.
     let mut victim = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        victim = worker_holding(&srv, |t| {
-            t.starts_with(&tmp) && std::fs::metadata(t).map(|m| m.len() > 0).unwrap_or(false)
-        });
-        victim.is_some()
-    }));
+    wait_until(
+        "a worker writing the upload",
+        Duration::from_secs(5),
+        || {
+            victim = worker_holding(&srv, |t| {
+                t.starts_with(&tmp) && std::fs::metadata(t).map(|m| m.len() > 0).unwrap_or(false)
+            });
+            victim.is_some()
+        },
+    );
     assert_eq!(srv.temp_files(), 1);
     kill9(victim.unwrap());
-    go.send(()).unwrap();
+    gate.wait();
     let err = h.join().unwrap().expect_err("the upload must fail");
     assert_ne!(err.cause(), "timeout", "the client hung: {err}");
     assert!(
-        wait_until(Duration::from_secs(2), || srv.temp_files() == 0),
+        poll(Duration::from_secs(2), || srv.temp_files() == 0).is_some(),
         "temp file left behind; log:\n{}",
         srv.log_text()
     );
@@ -525,7 +387,7 @@ fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
         .unwrap()
         .contains(&"partial.bin".to_string()));
     // The server goes on: a whole upload works.
-    let data = pattern(300_000, 10);
+    let data = content(10, 300_000);
     srv.client()
         .upload(Some("whole.bin"), &mut &data[..])
         .unwrap();
@@ -535,18 +397,20 @@ fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
 #[test]
 fn the_acceptor_holds_the_same_descriptors_after_1000_connections() {
     let srv = start(4);
-    std::fs::write(srv.root.join("f.txt"), pattern(10_000, 3)).unwrap();
+    std::fs::write(srv.root.join("f.txt"), content(3, 10_000)).unwrap();
     // One round first, so that anything allocated once is in the baseline,
     // which is taken once that connection is closed everywhere.
     srv.client().list().unwrap();
     let pids = workers(&srv);
     for &p in pids.iter().chain([srv.pid()].iter()) {
-        assert!(wait_until(Duration::from_secs(5), || !holds_a_connection(
-            p
-        )));
+        wait_until(
+            format!("process {p} to close the LIST's connection"),
+            Duration::from_secs(5),
+            || !holds_a_connection(p),
+        );
     }
     let settle = |pid: u32, want: &Vec<(String, PathBuf)>| {
-        wait_until(Duration::from_secs(5), || fd_table(pid) == *want)
+        poll(Duration::from_secs(5), || fd_table(pid) == *want).is_some()
     };
     let acceptor_before = fd_table(srv.pid());
     let workers_before: Vec<_> = pids.iter().map(|&p| fd_table(p)).collect();
@@ -591,9 +455,9 @@ fn the_acceptor_holds_the_same_descriptors_after_1000_connections() {
 fn sigterm_lets_a_transfer_in_flight_finish_and_leaves_no_process() {
     let mut srv = start(2);
     let pids = workers(&srv);
-    let big = pattern(12 << 20, 11);
+    let big = content(11, 12 << 20);
     let get = StalledGet::start(&srv, &big);
-    srv.signal(libc::SIGTERM);
+    srv.signal(fsbench::sys::SIGTERM);
     // The listener closes at once: new connections are refused.
     wait_for_the_listener_to_close(&srv);
     assert!(alive(srv.pid()), "the acceptor waits for the transfer");
@@ -609,24 +473,22 @@ fn sigterm_lets_a_transfer_in_flight_finish_and_leaves_no_process() {
 fn workers_exit_by_themselves_when_the_acceptor_is_killed() {
     let mut srv = start(3);
     let pids = workers(&srv);
-    let big = pattern(12 << 20, 12);
+    let big = content(12, 12 << 20);
     let get = StalledGet::start(&srv, &big);
     let busy = get.worker;
     kill9(srv.pid());
     srv.wait(Duration::from_secs(5));
     let idle: Vec<u32> = pids.iter().copied().filter(|&p| p != busy).collect();
-    assert!(
-        wait_until(Duration::from_secs(5), || idle.iter().all(|&p| !alive(p))),
-        "idle workers did not exit"
-    );
+    wait_until("the idle workers to exit", Duration::from_secs(5), || {
+        idle.iter().all(|&p| !alive(p))
+    });
     assert!(alive(busy), "the busy worker finishes its connection first");
     let (r, got) = get.resume();
     r.expect("the connection at hand is finished");
     assert!(got == big);
-    assert!(
-        wait_until(Duration::from_secs(5), || !alive(busy)),
-        "busy worker did not exit"
-    );
+    wait_until("the busy worker to exit", Duration::from_secs(5), || {
+        !alive(busy)
+    });
     TcpListener::bind(srv.addr).expect("the port is free");
 }
 
@@ -661,10 +523,10 @@ fn stats_has_the_same_shape_as_in_thread_mode() {
     }
     // The LIST before is counted, by the acceptor, from the worker's report
     // (which may arrive just after the STATS snapshot was taken).
-    assert!(wait_until(Duration::from_secs(5), || {
+    wait_until("the LIST counted", Duration::from_secs(5), || {
         let p = stats(&process);
         p["tasks_ok"].as_u64() >= Some(1) && p["requests"].as_u64() >= Some(1)
-    }));
+    });
 }
 
 #[test]
@@ -676,7 +538,7 @@ fn ctrl_c_to_the_whole_process_group_is_handled_by_the_acceptor_alone() {
     });
     wait_for_workers(&srv, 2);
     let pids = workers(&srv);
-    let big = pattern(12 << 20, 13);
+    let big = content(13, 12 << 20);
     let get = StalledGet::start(&srv, &big);
     // What a terminal's Ctrl-C does: SIGINT to every process of the group.
     // SAFETY: killpg(2) on the server's own process group.
@@ -694,9 +556,9 @@ fn past_the_drain_timeout_a_stuck_worker_is_killed_and_nothing_is_left() {
     let mut srv = Server::start(&["--mode", "process", "--pool", "2", "--drain-timeout", "0.5"]);
     wait_for_workers(&srv, 2);
     let pids = workers(&srv);
-    let get = StalledGet::start(&srv, &pattern(12 << 20, 14));
+    let get = StalledGet::start(&srv, &content(14, 12 << 20));
     // The client never reads again before the server is gone.
-    srv.signal(libc::SIGTERM);
+    srv.signal(fsbench::sys::SIGTERM);
     exits_0_with_its_workers(&mut srv, &pids);
     assert!(srv.log_text().contains("killing it"), "{}", srv.log_text());
     let (r, _) = get.resume();
@@ -775,6 +637,6 @@ fn a_pool_of_50_idle_workers_has_a_pss_sum_below_its_vmhwm_sum() {
         pss > 0 && pss < hwm,
         "PSS sum {pss} KiB, VmHWM sum {hwm} KiB"
     );
-    srv.signal(libc::SIGTERM);
+    srv.signal(fsbench::sys::SIGTERM);
     exits_0_with_its_workers(&mut srv, &tree);
 }

@@ -1,0 +1,23 @@
+//! The integration tests: one crate (each test crate links the whole library
+//! again, so one crate builds once), a module per topic. Every server a test
+//! starts is the built binary on 127.0.0.1 port 0 (`common::Server`).
+//!
+//! - `server`: the server in thread mode and the client, end to end: every
+//!   request, names, uploads, limits, timeouts, idle connections, shutdown,
+//!   bounded memory, concurrency, the `fsbench client` command line;
+//! - `process_pool`: process mode (pre-forked workers fed over SCM_RIGHTS);
+//! - `load`: the client pool and the sweep;
+//! - `compat`: the old Python clients (`compat/compat_client.py`);
+//! - `properties`: property tests of the parser and the base64 decoder.
+//!
+//! The robustness suite is a crate of its own (`tests/robustness/`, run alone
+//! by `make robustness`); both share `tests/common/`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod compat;
+mod load;
+mod process_pool;
+mod properties;
+mod server;

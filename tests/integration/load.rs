@@ -361,6 +361,28 @@ fn csv_rows(path: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
     (header, rows)
 }
 
+/// Runs a sweep command with its work and results in `dir`; it must exit 0.
+/// Returns its progress text, its CSV and the CSV's header (the sweep's) and rows.
+fn sweep_in(
+    dir: &TempDir,
+    mut cmd: Command,
+) -> (String, PathBuf, Vec<String>, Vec<csv::StringRecord>) {
+    let out = cmd
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{progress}");
+    let csv = only_csv_in(&dir.path().join("results"));
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, CSV_HEADER);
+    (progress, csv, header, rows)
+}
+
 fn only_csv_in(dir: &Path) -> PathBuf {
     let csvs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -388,21 +410,10 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
     let dir = TempDir::new("quick");
     let mark = format!("quick-{}", std::process::id());
     // The same command as `make stress-quick`, in a folder of its own.
-    let out = Command::new(BIN)
-        .args(["sweep", "--quick", "--modes", &modes_arg.join(" ")])
-        .arg("--work")
-        .arg(dir.path().join("work"))
-        .arg("--results")
-        .arg(dir.path().join("results"))
-        .env("FSBENCH_TEST_MARK", &mark)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let progress = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{progress}");
-    let csv = only_csv_in(&dir.path().join("results"));
-    let (header, rows) = csv_rows(&csv);
-    assert_eq!(header, CSV_HEADER);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sweep", "--quick", "--modes", &modes_arg.join(" ")])
+        .env("FSBENCH_TEST_MARK", &mark);
+    let (progress, csv, _, rows) = sweep_in(&dir, cmd);
     assert_eq!(
         std::fs::read_to_string(&csv).unwrap().lines().next().unwrap(),
         "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors,server_cpu_s,client_cpu_s,server_mem_mib,client_mem_mib"
@@ -482,22 +493,11 @@ fn every_transfer_row_measures_cpu_and_memory_on_both_sides() {
     let dir = TempDir::new("measured");
     // 3 x 64 MB each way: enough work that the server's CPU shows at the
     // resolution of /proc/PID/stat (a clock tick, 10 ms).
-    let out = Command::new(BIN)
-        .args(["sweep", "--modes", &modes_arg.join(" ")])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sweep", "--modes", &modes_arg.join(" ")])
         .args(["--ops", "download upload", "--volumes", "64"])
-        .args(["--clients", "3", "--servers", "3", "--no-fsync"])
-        .arg("--work")
-        .arg(dir.path().join("work"))
-        .arg("--results")
-        .arg(dir.path().join("results"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let progress = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{progress}");
-    let csv = only_csv_in(&dir.path().join("results"));
-    let (header, rows) = csv_rows(&csv);
-    assert_eq!(header, CSV_HEADER);
+        .args(["--clients", "3", "--servers", "3", "--no-fsync"]);
+    let (progress, csv, header, rows) = sweep_in(&dir, cmd);
     assert_eq!(
         &header[20..],
         [

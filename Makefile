@@ -17,6 +17,11 @@ SERVERS ?= 1 5 50
 REPEAT  ?= 1
 # Extra sweep flags, e.g. SWEEP_FLAGS=--no-fsync (recorded in the metadata).
 SWEEP_FLAGS ?=
+# Stress another server: SERVER_CMD='python3 file_server.py --mode {mode} --workers {pool} --port {port}'
+# (SERVER_LABEL names it in the CSV; default the template's first word).
+SERVER_CMD ?=
+SERVER_LABEL ?=
+SERVER_FLAGS = $(if $(SERVER_CMD),--server-cmd '$(SERVER_CMD)') $(if $(SERVER_LABEL),--server-label '$(SERVER_LABEL)')
 SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
 
 .PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick bench bench-cpu bench-codec
@@ -47,11 +52,11 @@ test: build
 	$(MAKE) --no-print-directory stress-quick
 
 stress: build
-	$(BIN) sweep $(SWEEP_MATRIX) --volumes "$(VOLUMES)" --clients "$(CLIENTS)" $(SWEEP_FLAGS)
+	$(BIN) sweep $(SWEEP_MATRIX) --volumes "$(VOLUMES)" --clients "$(CLIENTS)" $(SERVER_FLAGS) $(SWEEP_FLAGS)
 
 # Volumes and client pools are fixed here; MODES, OPS, SERVERS and REPEAT still apply.
 stress-quick: build
-	$(BIN) sweep --quick $(SWEEP_MATRIX) $(SWEEP_FLAGS)
+	$(BIN) sweep --quick $(SWEEP_MATRIX) $(SERVER_FLAGS) $(SWEEP_FLAGS)
 
 bench: build
 	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes "10 100" --clients "1 50" --servers 5 --repeat 2 $(SWEEP_FLAGS)

@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::{
     at_least_1, opt, opt_path, required, secs, sha256_hex, Argv, ConnArgs, Failure, Stdout,
 };
+use crate::launch::check_template;
 use crate::load::pool::{self, ClientJob, PoolOpts};
 use crate::load::sweep::{self, SweepOpts};
 use crate::load::{content, parse_list, summary, Op, Volume};
@@ -48,8 +49,13 @@ sweep flags (lists are space- or comma-separated):
   --prefix NAME                CSV name prefix (default stress)
   --no-fsync                   servers skip fsync (recorded in the metadata)
   --timeout SECS               per client (default 300)
-  --drain-timeout SECS         server's drain on SIGTERM (default 30)
+  --drain-timeout SECS         server's drain on SIGTERM (default 30); any server
+                               still running that long after SIGTERM is killed
   --bin PATH                   fsbench binary for servers and clients (default this one)
+  --server-cmd TEMPLATE        stress another server: run `sh -c TEMPLATE` per scenario,
+                               with {mode} {pool} {port} {host} {root} replaced
+  --server-label NAME          its name in the CSV (default: the template's first word)
+  --server-start-timeout SECS  how long it gets to answer a LIST (default 30)
 
 gen-files flags: --dir DIR (default work/store) --sums DIR (default work/sha256) --volumes LIST
 ";
@@ -229,6 +235,9 @@ struct SweepArgs {
     timeout: Option<f64>,
     drain_timeout: Option<f64>,
     bin: Option<PathBuf>,
+    server_cmd: Option<String>,
+    server_label: Option<String>,
+    server_start_timeout: Option<f64>,
 }
 
 impl SweepArgs {
@@ -249,6 +258,9 @@ impl SweepArgs {
             timeout: opt(a, "--timeout")?,
             drain_timeout: opt(a, "--drain-timeout")?,
             bin: opt_path(a, "--bin")?,
+            server_cmd: opt(a, "--server-cmd")?,
+            server_label: opt(a, "--server-label")?,
+            server_start_timeout: opt(a, "--server-start-timeout")?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -298,7 +310,24 @@ impl SweepArgs {
         };
         o.client_timeout = or_secs(self.timeout, "--timeout", o.client_timeout)?;
         o.drain_timeout = or_secs(self.drain_timeout, "--drain-timeout", o.drain_timeout)?;
+        o.server_start_timeout = or_secs(
+            self.server_start_timeout,
+            "--server-start-timeout",
+            o.server_start_timeout,
+        )?;
         o.fsync = !self.no_fsync;
+        match (self.server_cmd, self.server_label) {
+            (Some(t), label) => {
+                if t.trim().is_empty() {
+                    return Err("--server-cmd: an empty template".into());
+                }
+                check_template(&t).map_err(|e| format!("--server-cmd: {e}"))?;
+                o.server_cmd = Some(t);
+                o.server_label = label;
+            }
+            (None, Some(_)) => return Err("--server-label goes with --server-cmd".into()),
+            (None, None) => {}
+        }
         Ok(o)
     }
 }

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 pub struct Stat {
     /// `R`, `S`, `D`, `Z` (zombie), `X` (dead), ...
     pub state: char,
+    /// The process group.
+    pub pgrp: u32,
     pub utime: u64,
     pub stime: u64,
     /// Of the children this process has waited for.
@@ -57,11 +59,23 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let child_ticks = |i: usize| f.get(i)?.parse::<i64>().ok().map(|v| v.max(0) as u64);
     Some(Stat {
         state: f.first()?.chars().next()?,
+        pgrp: f.get(2)?.parse().ok()?,
         utime: ticks(11)?,
         stime: ticks(12)?,
         cutime: child_ticks(13)?,
         cstime: child_ticks(14)?,
     })
+}
+
+/// The processes still running (not zombies) in the process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp == pgid && s.running()))
+        .collect()
 }
 
 /// `/proc/<pid>/stat` of a process; `None` when it is gone.
@@ -378,6 +392,7 @@ mod tests {
             s,
             Stat {
                 state: 'S',
+                pgrp: 4242,
                 utime: 731,
                 stime: 129,
                 cutime: 17,

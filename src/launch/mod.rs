@@ -25,11 +25,55 @@ use std::time::Duration;
 
 use crate::server::Mode;
 
-/// Where and how processes are started.
+/// Where and how processes are started: the pool's clients are always our
+/// own binary; the server under test is ours, or any server started from a
+/// shell template.
 #[derive(Debug, Clone)]
-pub enum Launcher {
-    /// Our own `fsbench` binary, on this machine.
-    Local { exe: PathBuf },
+pub struct Launcher {
+    exe: PathBuf,
+    server: ServerKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerKind {
+    /// `fsbench serve`.
+    Fsbench,
+    /// `sh -c TEMPLATE` with `{mode}`, `{pool}`, `{port}`, `{host}` and
+    /// `{root}` replaced, in a process group of its own.
+    Template { template: String, label: String },
+}
+
+/// The placeholders a server template may hold.
+pub const PLACEHOLDERS: [&str; 5] = ["mode", "pool", "port", "host", "root"];
+
+/// Checks that `template` names only known placeholders (`{mode}`, ...).
+pub fn check_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else {
+            return Err(format!("unclosed '{{' in the server template {template:?}"));
+        };
+        let word = &after[..j];
+        if !PLACEHOLDERS.contains(&word) {
+            return Err(format!(
+                "unknown placeholder {{{word}}} in the server template (known: {})",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+            ));
+        }
+        rest = &after[j + 1..];
+    }
+    Ok(())
+}
+
+/// `template` with its placeholders replaced.
+pub fn expand(template: &str, spec: &ServerSpec, port: u16) -> String {
+    template
+        .replace("{mode}", spec.mode.name())
+        .replace("{pool}", &spec.pool.to_string())
+        .replace("{port}", &port.to_string())
+        .replace("{host}", &spec.host)
+        .replace("{root}", &spec.root.display().to_string())
 }
 
 /// The server a scenario needs.
@@ -37,22 +81,58 @@ pub enum Launcher {
 pub struct ServerSpec {
     pub mode: Mode,
     pub pool: usize,
+    /// The address it listens on (loopback).
+    pub host: String,
     /// The store folder (holding the test files).
     pub root: PathBuf,
     pub fsync: bool,
-    /// Its `--drain-timeout`.
+    /// Its `--drain-timeout` (ours), and how long any server gets to stop
+    /// after SIGTERM before it is killed.
     pub drain_timeout: Duration,
+    /// How long a template server gets to answer a LIST after it starts.
+    pub start_timeout: Duration,
 }
 
 impl Launcher {
     pub fn local(exe: impl Into<PathBuf>) -> Launcher {
-        Launcher::Local { exe: exe.into() }
+        Launcher {
+            exe: exe.into(),
+            server: ServerKind::Fsbench,
+        }
+    }
+
+    /// A launcher whose servers come from `template` (see [`ServerKind::Template`]).
+    pub fn with_server_template(self, template: &str, label: Option<&str>) -> Launcher {
+        let label = label.map(String::from).unwrap_or_else(|| {
+            template
+                .split_whitespace()
+                .next()
+                .unwrap_or("server")
+                .to_string()
+        });
+        Launcher {
+            server: ServerKind::Template {
+                template: template.to_string(),
+                label,
+            },
+            ..self
+        }
     }
 
     /// The binary this launcher runs.
     pub fn exe(&self) -> &Path {
-        match self {
-            Launcher::Local { exe } => exe,
+        &self.exe
+    }
+
+    pub fn server_kind(&self) -> &ServerKind {
+        &self.server
+    }
+
+    /// The server's label in the results: `fsbench`, or the template's.
+    pub fn server_label(&self) -> &str {
+        match &self.server {
+            ServerKind::Fsbench => "fsbench",
+            ServerKind::Template { label, .. } => label,
         }
     }
 
@@ -61,7 +141,7 @@ impl Launcher {
         let mut a: Vec<String> = [
             "serve",
             "--host",
-            "127.0.0.1",
+            &spec.host,
             "--port",
             "0",
             "--mode",
@@ -82,13 +162,25 @@ impl Launcher {
         a
     }
 
-    /// The command that starts the server of `spec` (stdout piped for its
+    /// The command that starts our server for `spec` (stdout piped for its
     /// `LISTENING` line; stderr is the caller's to set).
-    pub fn server_command(&self, spec: &ServerSpec) -> Command {
+    pub fn fsbench_server_command(&self, spec: &ServerSpec) -> Command {
         let mut cmd = Command::new(self.exe());
         cmd.args(Self::server_args(spec))
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
+        cmd
+    }
+
+    /// The command that starts a template server for `spec` on `port`
+    /// (stdout and stderr piped, for the log).
+    pub fn template_server_command(template: &str, spec: &ServerSpec, port: u16) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(expand(template, spec, port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd
     }
 
@@ -108,10 +200,51 @@ impl Launcher {
     /// How the server command reads, for the metadata (mode and pool as
     /// placeholders).
     pub fn describe_server(&self, spec: &ServerSpec) -> String {
-        let args = Self::server_args(spec).join(" ").replace(
-            &format!("--mode {} --pool {}", spec.mode.name(), spec.pool),
-            "--mode MODE --pool POOL",
+        match &self.server {
+            ServerKind::Fsbench => {
+                let args = Self::server_args(spec).join(" ").replace(
+                    &format!("--mode {} --pool {}", spec.mode.name(), spec.pool),
+                    "--mode MODE --pool POOL",
+                );
+                format!("{} {args}", self.exe().display())
+            }
+            ServerKind::Template { template, .. } => format!("sh -c {template:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServerSpec {
+        ServerSpec {
+            mode: Mode::Process,
+            pool: 5,
+            host: "127.0.0.1".into(),
+            root: PathBuf::from("/w/store"),
+            fsync: true,
+            drain_timeout: Duration::from_secs(30),
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn a_template_gets_its_placeholders_and_nothing_else() {
+        let t = "python3 file_server.py --mode {mode} --workers {pool} --port {port} --host {host} --root {root}";
+        assert_eq!(check_template(t), Ok(()));
+        assert_eq!(
+            expand(t, &spec(), 7001),
+            "python3 file_server.py --mode process --workers 5 --port 7001 --host 127.0.0.1 --root /w/store"
         );
-        format!("{} {args}", self.exe().display())
+        assert!(check_template("x --p {prot}")
+            .unwrap_err()
+            .contains("{prot}"));
+        assert!(check_template("x {mode").unwrap_err().contains("unclosed"));
+        let l = Launcher::local("/b/fsbench").with_server_template(t, None);
+        assert_eq!(l.server_label(), "python3");
+        let l = Launcher::local("/b/fsbench").with_server_template(t, Some("mine"));
+        assert_eq!(l.server_label(), "mine");
+        assert_eq!(Launcher::local("/b/fsbench").server_label(), "fsbench");
     }
 }

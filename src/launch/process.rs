@@ -17,7 +17,9 @@ use crate::sys;
 
 struct Tracked {
     interrupted: bool,
-    pids: Vec<u32>,
+    /// Each tracked process, and whether it leads a process group of its own
+    /// (then it is stopped as a group).
+    pids: Vec<(u32, bool)>,
 }
 
 static TRACKED: Mutex<Tracked> = Mutex::new(Tracked {
@@ -36,6 +38,9 @@ pub struct Spawned {
     pid: u32,
     /// What asks it to stop (and what it gets if we die first).
     stop_signal: i32,
+    /// It leads a process group of its own: signals go to the whole group,
+    /// and it is stopped only once no process of the group is left.
+    group: bool,
 }
 
 impl Spawned {
@@ -43,6 +48,18 @@ impl Spawned {
     /// it, atomically with respect to [`stop_all`]: once that ran, nothing
     /// new starts.
     pub fn start(cmd: &mut Command, stop_signal: i32) -> io::Result<Spawned> {
+        Self::spawn(cmd, stop_signal, false)
+    }
+
+    /// As [`start`](Self::start), in a process group of its own (a shell
+    /// and whatever it starts): stopping it stops the whole group.
+    pub fn start_group(cmd: &mut Command, stop_signal: i32) -> io::Result<Spawned> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        Self::spawn(cmd, stop_signal, true)
+    }
+
+    fn spawn(cmd: &mut Command, stop_signal: i32, group: bool) -> io::Result<Spawned> {
         sys::die_with_parent(cmd, stop_signal);
         let mut t = tracked();
         if t.interrupted {
@@ -53,11 +70,12 @@ impl Spawned {
         }
         let child = cmd.spawn()?;
         let pid = child.id();
-        t.pids.push(pid);
+        t.pids.push((pid, group));
         Ok(Spawned {
             child: Some(child),
             pid,
             stop_signal,
+            group,
         })
     }
 
@@ -92,37 +110,72 @@ impl Spawned {
         st
     }
 
-    /// Its stop signal, then waits for the exit; after `limit`, SIGKILL.
-    pub fn stop(&mut self, limit: Duration) -> io::Result<ExitStatus> {
+    /// Its stop signal, then waits for the exit (of the whole group, for a
+    /// group); after `limit`, SIGKILL. Returns its exit status and whether it
+    /// had to be killed.
+    pub fn stop_within(&mut self, limit: Duration) -> io::Result<(ExitStatus, bool)> {
         let Some(mut child) = self.child.take() else {
             return Err(io::Error::other("already stopped"));
         };
-        let _ = sys::kill(self.pid, self.stop_signal);
+        let deadline = Instant::now() + limit;
+        let _ = self.signal(self.stop_signal);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
         });
+        let mut killed = false;
         let st = match rx.recv_timeout(limit) {
             Ok(st) => st,
             Err(_) => {
-                let _ = sys::kill(self.pid, sys::SIGKILL);
+                killed = true;
+                let _ = self.signal(sys::SIGKILL);
                 rx.recv().map_err(io::Error::other)?
             }
         };
+        if self.group {
+            // What the group leader started may outlive it: wait for the
+            // whole group, then kill what is left.
+            while !measure::group_members(self.pid).is_empty() {
+                if Instant::now() >= deadline {
+                    killed = true;
+                    let _ = sys::kill_group(self.pid, sys::SIGKILL);
+                    wait_until_empty(self.pid, Duration::from_secs(5));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         untrack(self.pid);
-        st
+        Ok((st?, killed))
     }
 
-    /// SIGKILL if it still runs, then reaps it.
+    /// [`stop_within`](Self::stop_within), with the exit status only.
+    pub fn stop(&mut self, limit: Duration) -> io::Result<ExitStatus> {
+        self.stop_within(limit).map(|(st, _)| st)
+    }
+
+    fn signal(&self, sig: i32) -> io::Result<()> {
+        if self.group {
+            sys::kill_group(self.pid, sig)
+        } else {
+            sys::kill(self.pid, sig)
+        }
+    }
+
+    /// SIGKILL (to its group, for a group) if it still runs, then reaps it.
     pub fn kill(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
         let st = match c.try_wait() {
             Ok(Some(st)) => Some(st),
             _ => {
-                let _ = c.kill();
+                let _ = self.signal(sys::SIGKILL);
                 c.wait().ok()
             }
         };
+        if self.group {
+            let _ = sys::kill_group(self.pid, sys::SIGKILL);
+            wait_until_empty(self.pid, Duration::from_secs(5));
+        }
         untrack(self.pid);
         st
     }
@@ -142,7 +195,15 @@ impl Drop for Spawned {
 }
 
 fn untrack(pid: u32) {
-    tracked().pids.retain(|&p| p != pid);
+    tracked().pids.retain(|&(p, _)| p != pid);
+}
+
+/// Waits (bounded) until no process of the group `pgid` runs.
+fn wait_until_empty(pgid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !measure::group_members(pgid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Whether [`stop_all`] has run: the process is being stopped.
@@ -156,29 +217,43 @@ pub fn interrupted() -> bool {
 pub fn stop_all(limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
     let mut signalled: Vec<u32> = Vec::new();
+    let alive = |&(p, group): &(u32, bool)| {
+        if group {
+            !measure::group_members(p).is_empty()
+        } else {
+            measure::stat(p).is_some_and(|s| s.running())
+        }
+    };
+    let send = |(p, group): (u32, bool), sig| {
+        if group {
+            let _ = sys::kill_group(p, sig);
+        } else {
+            let _ = sys::kill(p, sig);
+        }
+    };
     loop {
-        let alive: Vec<u32> = {
+        let left: Vec<(u32, bool)> = {
             let mut t = tracked();
             t.interrupted = true;
             t.pids.clone()
         }
         .into_iter()
-        .filter(|&p| measure::stat(p).is_some_and(|s| s.running()))
+        .filter(alive)
         .collect();
-        if alive.is_empty() {
+        if left.is_empty() {
             return 0;
         }
-        for &p in &alive {
-            if !signalled.contains(&p) {
-                let _ = sys::kill(p, sys::SIGTERM);
-                signalled.push(p);
+        for &e in &left {
+            if !signalled.contains(&e.0) {
+                send(e, sys::SIGTERM);
+                signalled.push(e.0);
             }
         }
         if Instant::now() >= deadline {
-            for &p in &alive {
-                let _ = sys::kill(p, sys::SIGKILL);
+            for &e in &left {
+                send(e, sys::SIGKILL);
             }
-            return alive.len();
+            return left.len();
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -192,17 +267,17 @@ mod tests {
     fn a_stopped_process_is_reaped_and_a_dropped_one_does_not_outlive_its_handle() {
         let mut p = Spawned::start(Command::new("sleep").arg("30"), sys::SIGTERM).unwrap();
         let pid = p.pid();
-        assert!(tracked().pids.contains(&pid));
+        assert!(tracked().pids.contains(&(pid, false)));
         let st = p.stop(Duration::from_secs(5)).unwrap();
         assert!(!st.success(), "ended by its signal");
-        assert!(!tracked().pids.contains(&pid));
+        assert!(!tracked().pids.iter().any(|e| e.0 == pid));
         assert!(measure::stat(pid).is_none(), "reaped");
 
         let q = Spawned::start(Command::new("sleep").arg("30"), sys::SIGTERM).unwrap();
         let qpid = q.pid();
         drop(q);
         assert!(measure::stat(qpid).is_none(), "stopped and reaped on drop");
-        assert!(!tracked().pids.contains(&qpid));
+        assert!(!tracked().pids.iter().any(|e| e.0 == qpid));
     }
 
     #[test]
@@ -222,5 +297,31 @@ mod tests {
         let st = p.stop(Duration::from_millis(200)).unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(sys::SIGKILL));
+    }
+
+    #[test]
+    fn a_group_is_stopped_whole_even_what_its_leader_left_behind() {
+        // The shell starts a sleep in the background that ignores SIGTERM,
+        // then waits: stopping the group must end both.
+        let mut p = Spawned::start_group(
+            Command::new("sh").args(["-c", "(trap '' TERM; exec sleep 30) & wait"]),
+            sys::SIGTERM,
+        )
+        .unwrap();
+        let pgid = p.pid();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while measure::group_members(pgid).len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the group never had two processes"
+            );
+            std::thread::yield_now();
+        }
+        let (_, killed) = p.stop_within(Duration::from_millis(300)).unwrap();
+        assert!(killed, "the sleep ignores SIGTERM: it had to be killed");
+        assert!(
+            measure::group_members(pgid).is_empty(),
+            "nothing of the group is left"
+        );
     }
 }

@@ -133,7 +133,8 @@ impl ClientResult {
         })
     }
 
-    fn failed(index: usize, cause: &str, message: String) -> ClientResult {
+    /// A client that failed with `cause` (grouped on) and `message`.
+    pub fn failed(index: usize, cause: &str, message: String) -> ClientResult {
         ClientResult {
             index,
             cause: Some(cause.to_string()),
@@ -166,6 +167,24 @@ pub struct PoolReport {
 }
 
 impl PoolReport {
+    /// The report of a pool that could not run (its server never got
+    /// ready): every client's `results`, nothing measured.
+    pub fn not_run(mode: Mode, op: Op, volume: Volume, results: Vec<ClientResult>) -> PoolReport {
+        PoolReport {
+            mode,
+            op,
+            volume,
+            clients: results.len(),
+            addr: String::new(),
+            results,
+            wall_s: 0.0,
+            peak_rss_kib: 0,
+            memory_budget_kib: 0,
+            cpu_s: 0.0,
+            pss: PssPeak::default(),
+        }
+    }
+
     pub fn success(&self) -> usize {
         self.results.iter().filter(|r| r.ok).count()
     }

@@ -223,11 +223,16 @@ pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()>
             mbps(r.aggregate_bps),
             r.success,
             r.fail,
-            r.server_success,
-            r.server_fail
+            count(r.server_success),
+            count(r.server_fail)
         )?;
     }
     Ok(())
+}
+
+/// A server's task count, or `-` for a server that keeps none.
+pub fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
 /// Rows grouped by a key, in order of first appearance.
@@ -444,10 +449,11 @@ mod tests {
         assert_eq!((f[6], f[7]), ("0.000000", "0"), "{f:?}");
         assert_eq!(f.len(), crate::results::CSV_HEADER.len());
         assert_eq!(
-            &f[20..],
+            &f[20..24],
             ["0.000000", "0.000000", "10.000", "20.000"],
             "the four measurement columns, after the first 20"
         );
+        assert_eq!(f[24], "", "the server's label, last (empty here)");
         assert_eq!(
             to_json(&report(vec![], 0.001))["avg_time_s"].to_string(),
             "0.0"
@@ -500,7 +506,8 @@ mod tests {
             clients: 5,
         };
         let sides = crate::load::sweep::Sides {
-            server_success: 5,
+            server_success: Some(5),
+            server_fail: Some(0),
             server_cpu_s,
             client_cpu_s,
             server_mem_mib: 10.0,

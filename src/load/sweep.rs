@@ -24,15 +24,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::launch::measure::{self, PssPeak, PssSampler, Watch};
 use crate::launch::process;
 use crate::launch::server::ServerHandle;
-use crate::launch::{Launcher, ServerSpec};
+use crate::launch::{Launcher, ServerKind, ServerSpec};
 use crate::load::content::{self, TestFile, UploadHashes};
-use crate::load::pool::{self, PoolOpts};
+use crate::load::pool::{self, ClientResult, PoolOpts, PoolReport};
 use crate::load::summary::{self, Summary};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
 use crate::results::machine;
 use crate::results::meta::{
-    ClientPool, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts, TestFileMeta, VmHwm,
+    ClientPool, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts, ScenarioError,
+    TestFileMeta, VmHwm,
 };
 use crate::results::row::{self, Row};
 use crate::server::Mode;
@@ -69,6 +70,13 @@ pub struct SweepOpts {
     pub handle_signals: bool,
     /// The command line, for the metadata.
     pub argv: Vec<String>,
+    /// Stress another server: `sh -c TEMPLATE` per scenario (see
+    /// [`crate::launch::ServerKind::Template`]); `None`: ours.
+    pub server_cmd: Option<String>,
+    /// The server's label in the CSV (default: the template's first word).
+    pub server_label: Option<String>,
+    /// How long a template server gets to answer a LIST after it starts.
+    pub server_start_timeout: Duration,
 }
 
 impl SweepOpts {
@@ -90,6 +98,9 @@ impl SweepOpts {
             drain_timeout: Duration::from_secs(30),
             handle_signals: false,
             argv: Vec::new(),
+            server_cmd: None,
+            server_label: None,
+            server_start_timeout: Duration::from_secs(30),
         }
     }
 
@@ -148,14 +159,19 @@ impl std::fmt::Display for Scenario {
 }
 
 /// What the sweep measured of a scenario besides the pool's summary.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sides {
-    pub server_success: u64,
-    pub server_fail: u64,
+    /// `None`: the server keeps no counts.
+    pub server_success: Option<u64>,
+    pub server_fail: Option<u64>,
     pub server_cpu_s: f64,
     pub client_cpu_s: f64,
     pub server_mem_mib: f64,
     pub client_mem_mib: f64,
+    /// The server's label.
+    pub server: String,
+    /// What went wrong besides the clients' failures (`cause: count`).
+    pub problems: Vec<String>,
 }
 
 impl Scenario {
@@ -181,11 +197,16 @@ impl Scenario {
             wall_s: s.wall_s,
             aggregate_bps: s.aggregate_bps,
             bytes_verified: s.bytes_verified,
-            errors: s.errors_text(),
+            errors: std::iter::once(s.errors_text())
+                .chain(sides.problems)
+                .filter(|e| !e.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
             server_cpu_s: sides.server_cpu_s,
             client_cpu_s: sides.client_cpu_s,
             server_mem_mib: sides.server_mem_mib,
             client_mem_mib: sides.client_mem_mib,
+            server: sides.server,
         }
     }
 }
@@ -267,7 +288,10 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let meta_path = csv_path.with_extension("json");
     let log_path = csv_path.with_extension("server.log");
     let w = row::csv_writer(csv_file)?;
-    let launcher = Launcher::local(&opts.exe);
+    let launcher = match &opts.server_cmd {
+        Some(t) => Launcher::local(&opts.exe).with_server_template(t, opts.server_label.as_deref()),
+        None => Launcher::local(&opts.exe),
+    };
     let shared = Arc::new(Shared {
         csv: Mutex::new(w),
         meta: Mutex::new(metadata(
@@ -297,12 +321,13 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             i + 1,
             scenarios.len(),
         );
+        let tag = format!("scenario {}", i + 1);
         let result = run_scenario(
             opts,
             &launcher,
             sc,
             (&store, &files),
-            (&log_path, &title),
+            (&log_path, &title, &tag),
             &mut hashes,
         );
         if process::interrupted() {
@@ -329,8 +354,17 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             let mut w = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             row::write_row(&mut w, &row)?;
         }
+        if let Some(why) = &done.failure {
+            writeln!(progress, "scenario {} ({sc}) could not run: {why}", i + 1)?;
+        }
         shared.update_meta(|m| {
             m.scenarios_done = i + 1;
+            if let Some(why) = &done.failure {
+                m.scenario_errors.push(ScenarioError {
+                    scenario: i + 1,
+                    error: why.clone(),
+                });
+            }
             m.vmhwm_kib.push(VmHwm {
                 scenario: i + 1,
                 server: done.server_peak_kib,
@@ -363,8 +397,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             row.client_pool,
             row.success,
             row.client_pool,
-            row.server_success,
-            row.server_fail,
+            summary::count(row.server_success),
+            summary::count(row.server_fail),
             row.avg_time_s,
             row.p99_s,
             summary::mbps(row.aggregate_bps),
@@ -391,6 +425,12 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     })?;
     writeln!(progress)?;
     summary::write_table(progress, &rows)?;
+    if rows.iter().any(|r| r.server_success.is_none()) {
+        writeln!(
+            progress,
+            "(srv ok / srv fail: - where the server keeps no task counts: it does not answer STATS as fsbench does; the CSV leaves them empty)"
+        )?;
+    }
     writeln!(progress)?;
     summary::write_cpu_table(progress, &rows)?;
     if hashes.computed > 0 {
@@ -451,10 +491,11 @@ fn run_scenario(
     launcher: &Launcher,
     sc: &Scenario,
     (store, files): (&Path, &[TestFile]),
-    (log, title): (&Path, &str),
+    (log, title, tag): (&Path, &str, &str),
     hashes: &mut UploadHashes,
 ) -> io::Result<Done> {
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let label = launcher.server_label().to_string();
     // Before the server starts: hashing is no part of the scenario.
     let upload_sha256 = match sc.op {
         Op::Upload => hashes.for_pool(UPLOAD_SEED, sc.clients, sc.volume.bytes)?,
@@ -463,11 +504,37 @@ fn run_scenario(
     let spec = ServerSpec {
         mode: sc.mode,
         pool: sc.server_pool,
+        host: "127.0.0.1".into(),
         root: store.to_path_buf(),
         fsync: opts.fsync,
         drain_timeout: opts.drain_timeout,
+        start_timeout: opts.server_start_timeout,
     };
-    let server = ServerHandle::start(launcher, &spec, log, title)?;
+    let server = match ServerHandle::start(launcher, &spec, log, (title, tag)) {
+        Ok(s) => s,
+        // Interrupted: no row (the signal watcher ends the process).
+        Err(e) if process::interrupted() => return Err(e),
+        Err(e) => {
+            // The scenario fails with the cause; the sweep goes on.
+            clean_store(store, &keep)?;
+            let cause = "server not ready";
+            let results = (0..sc.clients)
+                .map(|i| ClientResult::failed(i, cause, e.to_string()))
+                .collect();
+            let rep = PoolReport::not_run(sc.mode, sc.op, sc.volume, results);
+            let sides = Sides {
+                server: label,
+                ..Sides::default()
+            };
+            return Ok(Done {
+                row: sc.row(utc_stamp(SystemTime::now()), &Summary::of(&rep), sides),
+                server_peak_kib: 0,
+                pool_peak_kib: 0,
+                sampled: [PssPeak::default(), PssPeak::default()],
+                failure: Some(e.to_string()),
+            });
+        }
+    };
     // The server's CPU and memory over the pool's run: from here to the
     // pool's end it does nothing but serve the pool.
     let server_cpu0 = measure::tree_cpu_ticks(server.pid());
@@ -488,33 +555,46 @@ fn run_scenario(
     let server_cpu_ticks = measure::tree_cpu_ticks(server.pid()).saturating_sub(server_cpu0);
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
-        Err(_) => Ok((0, 0)),
+        Err(_) => Ok(None),
     };
     let server_peak_kib = server.peak_rss_kib();
-    let stopped = server.stop(opts.drain_timeout + Duration::from_secs(5));
+    // Ours drains for --drain-timeout itself, then exits: it gets 5 s more.
+    // Another server is killed once the drain timeout is over.
+    let grace = match launcher.server_kind() {
+        ServerKind::Fsbench => Duration::from_secs(5),
+        ServerKind::Template { .. } => Duration::ZERO,
+    };
+    let stopped = server.stop(opts.drain_timeout + grace);
     clean_store(store, &keep)?;
     let rep = result?;
-    let (server_success, server_fail) = counts?;
-    let status = stopped?;
-    if !status.success() {
-        return Err(io::Error::other(format!(
-            "the server exited with {status} after SIGTERM (log: {})",
-            log.display()
-        )));
+    let counts = counts?;
+    let stopped = stopped?;
+    let mut problems = Vec::new();
+    if stopped.killed {
+        problems.push("server killed: it did not stop after SIGTERM: 1".to_string());
+    } else if !stopped.status.success() && *launcher.server_kind() == ServerKind::Fsbench {
+        // Ours exits 0 on SIGTERM; another server may end by the signal.
+        problems.push(format!(
+            "server exited with {} after SIGTERM: 1",
+            stopped.status
+        ));
     }
     let sides = Sides {
-        server_success,
-        server_fail,
+        server_success: counts.map(|c| c.0),
+        server_fail: counts.map(|c| c.1),
         server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
         client_cpu_s: rep.cpu_s,
         server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
         client_mem_mib: rep.pss.peak_kib as f64 / 1024.0,
+        server: label,
+        problems,
     };
     Ok(Done {
         row: sc.row(utc_stamp(SystemTime::now()), &Summary::of(&rep), sides),
         server_peak_kib,
         pool_peak_kib: rep.peak_rss_kib,
         sampled: [server_pss, rep.pss],
+        failure: None,
     })
 }
 
@@ -526,6 +606,8 @@ struct Done {
     pool_peak_kib: u64,
     /// The server's and the pool's PSS samplers (their cost).
     sampled: [PssPeak; 2],
+    /// Why the scenario could not run (its server never got ready).
+    failure: Option<String>,
 }
 
 /// Removes everything in the store but the test files (of every volume, not
@@ -605,9 +687,11 @@ fn metadata(
     let spec = ServerSpec {
         mode: Mode::Thread,
         pool: 1,
+        host: "127.0.0.1".into(),
         root: opts.work.join("store"),
         fsync: opts.fsync,
         drain_timeout: opts.drain_timeout,
+        start_timeout: opts.server_start_timeout,
     };
     let names = |v: Vec<&str>| v.into_iter().map(String::from).collect();
     Metadata {
@@ -635,6 +719,7 @@ fn metadata(
             server_pools: opts.servers.clone(),
             repeat: opts.repeat,
         },
+        server: launcher.server_label().to_string(),
         server_command: launcher.describe_server(&spec),
         client_pool: ClientPool {
             same_mode_as_server: true,
@@ -652,6 +737,7 @@ fn metadata(
             clock_ticks_per_s: crate::sys::clock_ticks_per_sec(),
             pss_sample_period_s: measure::SAMPLE_PERIOD.as_secs_f64(),
         },
+        scenario_errors: Vec::new(),
         vmhwm_kib: Vec::new(),
         pss_sampler: Vec::new(),
         test_files: files

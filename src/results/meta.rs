@@ -32,11 +32,18 @@ pub struct Metadata {
     pub machine: Machine,
     pub fsync: bool,
     pub matrix: Matrix,
-    /// The server command, with MODE and POOL for what each scenario sets.
+    /// The server's label (the CSV's `server` column): `fsbench` or the
+    /// `--server-cmd` template's.
+    pub server: String,
+    /// The server command, with MODE and POOL for what each scenario sets
+    /// (or the template, with its placeholders).
     pub server_command: String,
     pub client_pool: ClientPool,
     /// How each measured column is taken, in words.
     pub measurement: Measurement,
+    /// Scenarios that could not run, and why (a server that never got ready).
+    #[serde(default)]
+    pub scenario_errors: Vec<ScenarioError>,
     /// Per scenario: VmHWM summed over each side's processes.
     pub vmhwm_kib: Vec<VmHwm>,
     /// Per scenario: what each side's PSS sampler cost and how regular it was.
@@ -74,6 +81,13 @@ pub struct Measurement {
     pub vmhwm_kib: String,
     pub clock_ticks_per_s: u64,
     pub pss_sample_period_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioError {
+    /// The row's number in the CSV, from 1.
+    pub scenario: usize,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

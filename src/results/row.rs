@@ -10,7 +10,7 @@ use crate::scenario::{Op, Volume};
 use crate::server::Mode;
 
 /// The sweep's CSV header, exactly (the original exercise's columns first).
-pub const CSV_HEADER: [&str; 24] = [
+pub const CSV_HEADER: [&str; 25] = [
     "timestamp",
     "mode",
     "server_pool",
@@ -35,6 +35,7 @@ pub const CSV_HEADER: [&str; 24] = [
     "client_cpu_s",
     "server_mem_mib",
     "client_mem_mib",
+    "server",
 ];
 
 fn fixed<S: Serializer>(v: f64, decimals: usize, s: S) -> Result<S::Ok, S::Error> {
@@ -71,8 +72,9 @@ pub struct Row {
     pub throughput_bps: f64,
     pub success: usize,
     pub fail: usize,
-    pub server_success: u64,
-    pub server_fail: u64,
+    /// The server's own task counts (STATS); empty when it keeps none.
+    pub server_success: Option<u64>,
+    pub server_fail: Option<u64>,
     #[serde(serialize_with = "f6")]
     pub p50_s: f64,
     #[serde(serialize_with = "f6")]
@@ -101,12 +103,15 @@ pub struct Row {
     /// Peak PSS of the pool's process and its client processes, in MiB.
     #[serde(serialize_with = "f3")]
     pub client_mem_mib: f64,
+    /// Which server: `fsbench`, or the label of a `--server-cmd` template.
+    pub server: String,
 }
 
 impl Row {
-    /// Every client succeeded and the server counted no failed task.
+    /// Every client succeeded, the server counted no failed task and
+    /// nothing else went wrong (a server that had to be killed, say).
     pub fn ok(&self) -> bool {
-        self.fail == 0 && self.server_fail == 0
+        self.fail == 0 && self.server_fail.unwrap_or(0) == 0 && self.errors.is_empty()
     }
 }
 
@@ -149,8 +154,8 @@ mod tests {
             throughput_bps: 1234567.89,
             success: 1,
             fail: 1,
-            server_success: 1,
-            server_fail: 1,
+            server_success: Some(1),
+            server_fail: None,
             p50_s: 0.01,
             p90_s: 0.02,
             p99_s: 0.03,
@@ -163,6 +168,7 @@ mod tests {
             client_cpu_s: 0.02,
             server_mem_mib: 2.5,
             client_mem_mib: 3.25,
+            server: "python3".into(),
         }
     }
 
@@ -178,9 +184,9 @@ mod tests {
         assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
         assert_eq!(
             lines.next().unwrap(),
-            "2026-11-30T10:00:00.000Z,process,5,upload,100KB,2,0.012346,1234568,1,1,1,1,\
+            "2026-11-30T10:00:00.000Z,process,5,upload,100KB,2,0.012346,1234568,1,1,1,,\
              0.010000,0.020000,0.030000,0.040000,0.050000,2000000,102400,timeout: 1,\
-             0.010000,0.020000,2.500,3.250"
+             0.010000,0.020000,2.500,3.250,python3"
         );
         let back = read_csv(&path).unwrap();
         assert_eq!(back.len(), 1);
@@ -193,6 +199,11 @@ mod tests {
         );
         assert_eq!(back[0].volume, Volume::kb(100));
         assert_eq!(back[0].errors, "timeout: 1");
+        assert_eq!(
+            (back[0].server_success, back[0].server_fail),
+            (Some(1), None)
+        );
+        assert_eq!(back[0].server, "python3");
         let _ = std::fs::remove_file(&path);
     }
 

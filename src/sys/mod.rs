@@ -134,6 +134,13 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
     syscall!(kill(pid, sig)).map(drop)
 }
 
+/// Sends `sig` to every process of the process group `pgid`.
+pub fn kill_group(pgid: u32, sig: i32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pgid out of range"))?;
+    syscall!(kill(-pgid, sig)).map(drop)
+}
+
 /// Makes a child started from `cmd` receive `sig` when the thread that spawned
 /// it dies (PR_SET_PDEATHSIG), so a killed parent leaves no process behind.
 /// If the parent is already gone when the child starts, the spawn fails.

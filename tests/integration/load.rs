@@ -5,6 +5,7 @@
 //! the process pool is not built in, they check that `serve --mode process`
 //! refuses to start (exit 2) and say loudly that the process half was not run.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -416,7 +417,7 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
     let (progress, csv, _, rows) = sweep_in(&dir, cmd);
     assert_eq!(
         std::fs::read_to_string(&csv).unwrap().lines().next().unwrap(),
-        "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors,server_cpu_s,client_cpu_s,server_mem_mib,client_mem_mib"
+        "timestamp,mode,server_pool,operation,volume,client_pool,avg_time_s,throughput_Bps,success,fail,server_success,server_fail,p50_s,p90_s,p99_s,max_s,wall_s,aggregate_Bps,bytes_verified,errors,server_cpu_s,client_cpu_s,server_mem_mib,client_mem_mib,server"
     );
     assert_eq!(rows.len(), 81 * modes.len());
     if modes.len() == 2 {
@@ -504,7 +505,8 @@ fn every_transfer_row_measures_cpu_and_memory_on_both_sides() {
             "server_cpu_s",
             "client_cpu_s",
             "server_mem_mib",
-            "client_mem_mib"
+            "client_mem_mib",
+            "server"
         ]
     );
     assert_eq!(rows.len(), 2 * modes.len());
@@ -696,4 +698,166 @@ fn a_sweep_stopped_by_sigint_keeps_its_rows_and_leaves_no_process() {
 #[test]
 fn a_sweep_stopped_by_sigterm_keeps_its_rows_and_leaves_no_process() {
     interrupt_half_way(fsbench::sys::SIGTERM);
+}
+
+/// Runs `fsbench sweep` with `args` in `dir` (its own work and results),
+/// marked so that no process it started can hide; returns its exit code,
+/// progress text, CSV rows (by column name) and metadata.
+fn sweep_marked(
+    dir: &TempDir,
+    mark: &str,
+    args: &[&str],
+) -> (
+    Option<i32>,
+    String,
+    Vec<HashMap<String, String>>,
+    serde_json::Value,
+) {
+    let out = Command::new(BIN)
+        .arg("sweep")
+        .args(args)
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .env("FSBENCH_TEST_MARK", mark)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    let csv = only_csv_in(&dir.path().join("results"));
+    let (header, rows) = csv_rows(&csv);
+    assert_eq!(header, CSV_HEADER, "{progress}");
+    let rows = rows
+        .iter()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect()
+        })
+        .collect();
+    let meta = serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
+    (out.status.code(), progress, rows, meta)
+}
+
+#[test]
+fn a_template_server_is_swept_like_ours_with_its_label_and_its_output_tagged() {
+    let dir = TempDir::new("template");
+    let mark = format!("template-{}", std::process::id());
+    let template = format!(
+        "{BIN} serve --host {{host}} --port {{port}} --mode {{mode}} --pool {{pool}} --root {{root}} --no-fsync"
+    );
+    let (code, progress, rows, meta) = sweep_marked(
+        &dir,
+        &mark,
+        &[
+            "--modes",
+            "thread process",
+            "--ops",
+            "download upload list",
+            "--volumes",
+            "10KB",
+            "--clients",
+            "1 2",
+            "--servers",
+            "1 2",
+            "--server-cmd",
+            &template,
+            "--server-label",
+            "ours-as-template",
+        ],
+    );
+    assert_eq!(code, Some(0), "{progress}");
+    assert_eq!(rows.len(), 2 * 2 * 3 * 2);
+    for r in &rows {
+        assert_eq!(r["server"], "ours-as-template");
+        assert_eq!(r["fail"], "0", "{r:?}");
+        // Ours keeps counts, also behind a template; the readiness LIST is
+        // not counted as a client's task.
+        assert_eq!(r["server_success"], r["client_pool"], "{r:?}");
+        assert_eq!(r["server_fail"], "0");
+    }
+    assert_eq!(meta["server"], "ours-as-template");
+    assert!(meta["server_command"]
+        .as_str()
+        .unwrap()
+        .contains("--mode {mode}"));
+    let log = std::fs::read_to_string(
+        only_csv_in(&dir.path().join("results")).with_extension("server.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("[scenario 1 out] LISTENING 127.0.0.1:"),
+        "{log}"
+    );
+    assert!(log.contains("[scenario 24 err] "), "{log}");
+    assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn a_template_server_that_fails_fails_its_scenario_with_the_cause_and_the_sweep_goes_on() {
+    let matrix = [
+        "--modes",
+        "thread",
+        "--ops",
+        "download",
+        "--volumes",
+        "10KB",
+        "--clients",
+        "1",
+        "--servers",
+        "1 2",
+        "--server-start-timeout",
+        "1",
+        "--drain-timeout",
+        "1",
+    ];
+    let run = |tag: &str, template: &str| {
+        let dir = TempDir::new(tag);
+        let mark = format!("{tag}-{}", std::process::id());
+        let mut args = matrix.to_vec();
+        args.extend(["--server-cmd", template]);
+        let got = sweep_marked(&dir, &mark, &args);
+        assert_eq!(
+            alive_with_mark(&mark),
+            Vec::<String>::new(),
+            "{tag}: left behind"
+        );
+        got
+    };
+    // Never ready: both scenarios fail with the cause, and each has its row.
+    let (code, progress, rows, meta) = run("never-ready", "sleep 30");
+    assert_eq!(code, Some(1), "{progress}");
+    assert_eq!(rows.len(), 2, "{progress}");
+    for r in &rows {
+        assert_eq!((r["success"].as_str(), r["fail"].as_str()), ("0", "1"));
+        assert_eq!(r["errors"], "server not ready: 1");
+        assert_eq!(
+            (r["server_success"].as_str(), r["server_fail"].as_str()),
+            ("", "")
+        );
+    }
+    assert!(progress.contains("was not ready within 1 s"), "{progress}");
+    assert_eq!(meta["scenario_errors"].as_array().unwrap().len(), 2);
+    // Exits at once: the cause quotes what it wrote.
+    let (code, _, rows, meta) = run("exits", "echo boom-from-the-server >&2; exit 3");
+    assert_eq!((code, rows.len()), (Some(1), 2));
+    let why = meta["scenario_errors"][0]["error"].as_str().unwrap();
+    assert!(
+        why.contains("exited (exit status: 3)") && why.contains("boom-from-the-server"),
+        "{why}"
+    );
+    // Ignores SIGTERM (a process of its group does): killed after the drain
+    // timeout, said in the row; its clients were served.
+    let template = format!(
+        "{BIN} serve --host {{host}} --port {{port}} --mode {{mode}} --pool {{pool}} --root {{root}} --no-fsync & (trap '' TERM; exec sleep 60) & wait"
+    );
+    let (code, progress, rows, _) = run("ignores-term", &template);
+    assert_eq!((code, rows.len()), (Some(1), 2), "{progress}");
+    for r in &rows {
+        assert_eq!(r["success"], "1", "{r:?}");
+        assert!(r["errors"].contains("server killed"), "{r:?}");
+    }
 }

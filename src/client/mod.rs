@@ -12,12 +12,15 @@
 //! in Indonesian and send the `\r\n\r\n` terminator in a write of its own.
 //! Whatever is not the protocol is a [`ClientError::Protocol`] whose message
 //! says what was expected and what came. Such a server names a plain upload
-//! its own way (MD5): [`Client::upload_as_named_by_server`] takes its name.
+//! its own way (MD5): [`Client::upload_as_named_by_server`] takes its name,
+//! and [`Client::get_compare`] reads the file back against the content sent.
 //!
 //! Errors keep the two sides apart: the network ([`ClientError::Io`]) and the
 //! local sink or source of a transfer ([`ClientError::Local`]), so that a
 //! full disk or a closed pipe is never reported as a connection failure.
 //! The library never prints and never exits: every failure is returned.
+
+mod compare;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -29,6 +32,8 @@ use sha2::{Digest, Sha256};
 use crate::protocol::base64::{encode_chunk, B64Error, LineDecoder};
 use crate::protocol::request::quote_arg;
 use crate::protocol::{check_name, detect_extension, hex, read_full, ReadBuf, TERMINATOR};
+
+use compare::Comparer;
 
 /// Raw bytes per upload line (a multiple of 3: each line decodes on its own).
 pub const UPLOAD_CHUNK: usize = 192 * 1024;
@@ -403,6 +408,26 @@ impl Client {
         Ok(bytes)
     }
 
+    /// Downloads `name` and compares it, byte for byte as it streams, with
+    /// what `expected` reads (the content that was uploaded, a local file):
+    /// a difference is a [`ClientError::Verify`] that names the first wrong
+    /// byte's offset (`content differs from byte 200003 on`) or both lengths.
+    /// Nothing is kept; returns the length. A failure to read `expected` is
+    /// [`ClientError::Local`] (source).
+    pub fn get_compare(&mut self, name: &str, expected: &mut dyn Read) -> Result<u64> {
+        let mut cmp = Comparer::new(expected);
+        let got = self.get_into(name, &mut cmp);
+        if let Some(e) = cmp.take_source_error() {
+            return Err(ClientError::source(e));
+        }
+        let bytes = got?;
+        match cmp.verdict() {
+            Ok(Ok(())) => Ok(bytes),
+            Ok(Err(m)) => Err(ClientError::Verify(format!("GET {name}: {m}"))),
+            Err(e) => Err(ClientError::source(e)),
+        }
+    }
+
     /// Streams `src` as a base64 upload. With `name`, stores it under that name;
     /// without, under its SHA-256 name, which is checked against the local hash.
     pub fn upload(&mut self, name: Option<&str>, src: &mut dyn Read) -> Result<Upload> {
@@ -423,7 +448,7 @@ impl Client {
     /// A plain `UPLOAD` to a server that names uploads its own way (the
     /// exercise's servers use the MD5 of the content): the name it reports is
     /// taken as long as it is a valid name, and returned, so that the content
-    /// can be read back and compared.
+    /// can be read back and compared ([`get_compare`](Self::get_compare)).
     /// The returned `sha256` is the SHA-256 of what was sent, taken while
     /// sending.
     pub fn upload_as_named_by_server(&mut self, src: &mut dyn Read) -> Result<Upload> {
@@ -1178,5 +1203,47 @@ mod tests {
         );
         drop(c);
         assert_eq!(server.join().unwrap(), ["UPLOAD\n"]);
+    }
+
+    #[test]
+    fn get_compare_names_the_first_wrong_byte_or_both_lengths() {
+        let expected = sample(300_000);
+        let mut wrong = expected.clone();
+        wrong[150_000] ^= 0xFF;
+        let cases: [(&[u8], Option<&str>); 4] = [
+            (&expected, None),
+            (
+                &wrong,
+                Some("GET a.bin: content differs from byte 150000 on"),
+            ),
+            (
+                &expected[..299_999],
+                Some("GET a.bin: got 299999 bytes, expected 300000"),
+            ),
+            (
+                &expected[..0],
+                Some("GET a.bin: got 0 bytes, expected 300000"),
+            ),
+        ];
+        for (sent, verdict) in cases {
+            let (addr, server) = serving(vec![content_first("a.bin", sent)]);
+            let mut c = Client::connect(addr, T).unwrap();
+            match (c.get_compare("a.bin", &mut &expected[..]), verdict) {
+                (Ok(n), None) => assert_eq!(n, 300_000),
+                (Err(ClientError::Verify(m)), Some(v)) => assert_eq!(m, v),
+                (got, _) => panic!("{verdict:?}: {got:?}"),
+            }
+            drop(c);
+            server.join().unwrap();
+        }
+        // The expected content unreadable: a local failure, not the server's.
+        let (addr, server) = serving(vec![content_first("a.bin", &expected)]);
+        let mut c = Client::connect(addr, T).unwrap();
+        let e = c
+            .get_compare("a.bin", &mut FailingSource { room: 1000 })
+            .unwrap_err();
+        assert_eq!(e.cause(), "local read", "{e}");
+        drop(c);
+        server.join().unwrap();
     }
 }

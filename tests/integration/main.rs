@@ -1,6 +1,7 @@
 //! The integration tests: one crate (each test crate links the whole library
-//! again, so one crate builds once), a module per topic. Every server a test
-//! starts is the built binary on 127.0.0.1 port 0 (`common::Server`).
+//! again, so one crate builds once), a module per topic. Every fsbench server
+//! a test starts is the built binary on 127.0.0.1 port 0 (`common::Server`);
+//! the Python guest server, which cannot report a port 0, gets one found free.
 //!
 //! - `server`: the server in thread mode and the client, end to end: every
 //!   request, names, uploads, limits, timeouts, idle connections, shutdown,
@@ -8,6 +9,8 @@
 //! - `process_pool`: process mode (pre-forked workers fed over SCM_RIGHTS);
 //! - `load`: the client pool and the sweep;
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
+//! - `guest`: our client against a server that is not ours, the Python
+//!   guest server (`guest/file_server.py`) in both of its modes, and its faults;
 //! - `properties`: property tests of the parser and the base64 decoder.
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
@@ -17,6 +20,7 @@
 mod common;
 
 mod compat;
+mod guest;
 mod load;
 mod process_pool;
 mod properties;

@@ -18,7 +18,7 @@ use super::{
     at_least_1, opt, opt_path, required, secs, sha256_hex, Argv, ConnArgs, Failure, Stdout,
 };
 use crate::launch::check_template;
-use crate::load::pool::{self, ClientJob, PoolOpts};
+use crate::load::pool::{self, ClientJob, PoolOpts, UploadCheck};
 use crate::load::sweep::{self, SweepOpts};
 use crate::load::{content, parse_list, summary, Op, Volume};
 use crate::server::Mode;
@@ -32,7 +32,12 @@ pool flags:
   --host ADDR --port N         the server (default 127.0.0.1:7000)
   --timeout SECS               per client: connect and each read/write (default 300)
   --file NAME                  what downloads fetch (default file_<volume>.bin)
-  --expect-sha256 HEX          its SHA-256 (default: computed from the generator)
+  --expect-sha256 HEX          its SHA-256 (default: compared with the generator's bytes)
+  --upload-check name|readback|both
+                               an upload checked by the name the server returns (its
+                               SHA-256 name: ours), read back with GET (any server), or
+                               both (default name; the sweep: name for fsbench,
+                               readback for a --server-cmd)
   --seed N                     base of the per-client upload contents (default 1)
   --json                       one JSON object instead of the text summary
 
@@ -56,6 +61,7 @@ sweep flags (lists are space- or comma-separated):
                                with {mode} {pool} {port} {host} {root} replaced
   --server-label NAME          its name in the CSV (default: the template's first word)
   --server-start-timeout SECS  how long it gets to answer a LIST (default 30)
+  --upload-check name|readback|both   (default: name for fsbench, readback otherwise)
 
 gen-files flags: --dir DIR (default work/store) --sums DIR (default work/sha256) --volumes LIST
 ";
@@ -88,6 +94,7 @@ struct PoolArgs {
     seed: Option<u64>,
     bin: Option<PathBuf>,
     json: bool,
+    upload_check: Option<UploadCheck>,
 }
 
 impl PoolArgs {
@@ -104,6 +111,7 @@ impl PoolArgs {
             seed: opt(a, "--seed")?,
             bin: opt_path(a, "--bin")?,
             json: a.contains("--json"),
+            upload_check: opt(a, "--upload-check")?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -127,6 +135,7 @@ impl PoolArgs {
             opts.seed = seed;
         }
         opts.exe = exe(self.bin)?;
+        opts.upload_check = self.upload_check.unwrap_or_default();
         Ok((opts, self.json))
     }
 }
@@ -168,6 +177,7 @@ struct PoolWorkerArgs {
     expect_sha256: Option<String>,
     seed: u64,
     index: usize,
+    upload_check: UploadCheck,
 }
 
 impl PoolWorkerArgs {
@@ -182,6 +192,7 @@ impl PoolWorkerArgs {
             expect_sha256: opt(a, "--expect-sha256")?,
             seed: required(a, "--seed")?,
             index: required(a, "--index")?,
+            upload_check: required(a, "--upload-check")?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -204,6 +215,7 @@ impl PoolWorkerArgs {
                 .unwrap_or_default(),
             seed: self.seed,
             upload_sha256: Vec::new(),
+            upload_check: self.upload_check,
         };
         Ok((job, self.index))
     }
@@ -238,6 +250,7 @@ struct SweepArgs {
     server_cmd: Option<String>,
     server_label: Option<String>,
     server_start_timeout: Option<f64>,
+    upload_check: Option<UploadCheck>,
 }
 
 impl SweepArgs {
@@ -261,6 +274,7 @@ impl SweepArgs {
             server_cmd: opt(a, "--server-cmd")?,
             server_label: opt(a, "--server-label")?,
             server_start_timeout: opt(a, "--server-start-timeout")?,
+            upload_check: opt(a, "--upload-check")?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -316,6 +330,7 @@ impl SweepArgs {
             o.server_start_timeout,
         )?;
         o.fsync = !self.no_fsync;
+        o.upload_check = self.upload_check;
         match (self.server_cmd, self.server_label) {
             (Some(t), label) => {
                 if t.trim().is_empty() {

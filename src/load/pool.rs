@@ -52,6 +52,8 @@ pub struct PoolOpts {
     /// hashes each content once): clients then compare the server's name
     /// with it instead of hashing while they send. Empty: they hash.
     pub upload_sha256: Vec<String>,
+    /// How uploads are checked (see [`UploadCheck`]).
+    pub upload_check: UploadCheck,
     /// Our binary, for process mode.
     pub exe: PathBuf,
 }
@@ -75,7 +77,57 @@ impl PoolOpts {
             expect_sha256: None,
             seed: 1,
             upload_sha256: Vec::new(),
+            upload_check: UploadCheck::Name,
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("fsbench")),
+        }
+    }
+}
+
+/// How an upload is checked: by the name the server returns (ours names a
+/// plain `UPLOAD` by its SHA-256), by reading it back with GET after the
+/// timed part (any server), or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UploadCheck {
+    #[default]
+    Name,
+    Readback,
+    Both,
+}
+
+impl UploadCheck {
+    pub fn name(self) -> &'static str {
+        match self {
+            UploadCheck::Name => "name",
+            UploadCheck::Readback => "readback",
+            UploadCheck::Both => "both",
+        }
+    }
+
+    /// The server's name is checked against the content's SHA-256.
+    pub fn by_name(self) -> bool {
+        self != UploadCheck::Readback
+    }
+
+    /// The upload is read back with GET.
+    pub fn reads_back(self) -> bool {
+        self != UploadCheck::Name
+    }
+}
+
+impl std::fmt::Display for UploadCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for UploadCheck {
+    type Err = String;
+    fn from_str(s: &str) -> Result<UploadCheck, String> {
+        match s {
+            "name" => Ok(UploadCheck::Name),
+            "readback" => Ok(UploadCheck::Readback),
+            "both" => Ok(UploadCheck::Both),
+            _ => Err(format!("unknown upload check {s:?} (name, readback or both)")),
         }
     }
 }
@@ -100,6 +152,8 @@ pub struct ClientResult {
     /// CPU time (user + system) of the client: its thread's in thread mode,
     /// its whole process's in process mode, in seconds.
     pub cpu_s: f64,
+    /// The name the server stored an upload under (to remove it afterwards).
+    pub stored: Option<String>,
 }
 
 impl ClientResult {
@@ -114,6 +168,7 @@ impl ClientResult {
             "message": self.message,
             "peak_rss_kib": self.peak_rss_kib,
             "cpu_s": self.cpu_s,
+            "stored": self.stored,
         })
         .to_string()
     }
@@ -130,6 +185,7 @@ impl ClientResult {
             message: v["message"].as_str().map(String::from),
             peak_rss_kib: v["peak_rss_kib"].as_u64().unwrap_or(0),
             cpu_s: v["cpu_s"].as_f64().unwrap_or(0.0),
+            stored: v["stored"].as_str().map(String::from),
         })
     }
 
@@ -218,6 +274,7 @@ pub struct ClientJob {
     /// See [`PoolOpts::upload_sha256`]. A process-mode child gets its own
     /// client's as `expect_sha256` instead.
     pub upload_sha256: Vec<String>,
+    pub upload_check: UploadCheck,
 }
 
 impl ClientJob {
@@ -242,6 +299,7 @@ impl ClientJob {
             expect_sha256: expect,
             seed: opts.seed,
             upload_sha256: opts.upload_sha256.clone(),
+            upload_check: opts.upload_check,
         }
     }
 
@@ -264,23 +322,62 @@ impl ClientJob {
         };
         let outcome = Client::connect(self.addr.as_str(), self.timeout).and_then(|mut c| {
             r.connected = true;
-            self.operate(&mut c, index)
+            self.operate(&mut c, index, &mut r.stored)
         });
         r.secs = t0.elapsed().as_secs_f64();
+        // Untimed: an upload read back under the name the server gave it.
+        let outcome = match (outcome, &r.stored) {
+            (Ok(bytes), Some(name)) if self.op == Op::Upload && self.upload_check.reads_back() => {
+                self.read_back(name, index).map(|_| bytes)
+            }
+            (o, _) => o.map_err(|e| (e.cause(), e.to_string())),
+        };
         match outcome {
             Ok(bytes) => {
                 r.ok = true;
                 r.bytes = bytes;
             }
-            Err(e) => {
-                r.cause = Some(e.cause());
-                r.message = Some(e.to_string());
+            Err((cause, message)) => {
+                r.cause = Some(cause);
+                r.message = Some(message);
             }
         }
         r
     }
 
-    fn operate(&self, c: &mut Client, index: usize) -> Result<u64, ClientError> {
+    /// Fetches upload `name` of client `index` and compares it with what was
+    /// sent: `upload not readable back` or `content mismatch` otherwise.
+    fn read_back(&self, name: &str, index: usize) -> Result<(), (String, String)> {
+        let not_readable = |e: ClientError| {
+            (
+                "upload not readable back".to_string(),
+                format!("GET {name} after the upload: {e}"),
+            )
+        };
+        let mut c = Client::connect(self.addr.as_str(), self.timeout).map_err(not_readable)?;
+        let seed = content::upload_seed(self.seed, index);
+        let mut check = content::Checker::new(seed, self.bytes);
+        match c.get_into(name, &mut check) {
+            Ok(_) => check.verdict().map_err(|m| {
+                (
+                    "content mismatch".to_string(),
+                    format!("{name} read back: {m}"),
+                )
+            }),
+            Err(e @ ClientError::Verify(_)) => Err((
+                "content mismatch".to_string(),
+                format!("{name} read back: {e}"),
+            )),
+            Err(e) => Err(not_readable(e)),
+        }
+    }
+
+    fn operate(
+        &self,
+        c: &mut Client,
+        index: usize,
+        stored: &mut Option<String>,
+    ) -> Result<u64, ClientError> {
         match self.op {
             Op::Download if self.expect_sha256.is_empty() => {
                 let seed = content::test_file_seed(Volume { bytes: self.bytes });
@@ -303,12 +400,15 @@ impl ClientJob {
             }
             Op::Upload => {
                 let mut src = Content::new(content::upload_seed(self.seed, index), self.bytes);
-                // Without a name the server stores it under its SHA-256 name,
-                // checked against the content's hash (known, or taken as it is sent).
-                let u = match self.known_upload_sha256(index) {
-                    Some(sha) => c.upload_known(&mut src, sha)?,
-                    None => c.upload(None, &mut src)?,
+                // Without a name ours stores it under its SHA-256 name, checked
+                // against the content's hash (known, or taken as it is sent);
+                // another server names it its own way (read back instead).
+                let u = match (self.upload_check.by_name(), self.known_upload_sha256(index)) {
+                    (false, _) => c.upload_as_named_by_server(&mut src)?,
+                    (true, Some(sha)) => c.upload_known(&mut src, sha)?,
+                    (true, None) => c.upload(None, &mut src)?,
                 };
+                *stored = Some(u.name.clone());
                 if u.bytes != self.bytes {
                     return Err(ClientError::Verify(format!(
                         "sent {} bytes, expected {}",
@@ -463,6 +563,8 @@ fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientP
         &job.seed.to_string(),
         "--index",
         &index.to_string(),
+        "--upload-check",
+        job.upload_check.name(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -26,7 +26,7 @@ use crate::launch::process;
 use crate::launch::server::ServerHandle;
 use crate::launch::{Launcher, ServerKind, ServerSpec};
 use crate::load::content::{self, TestFile, UploadHashes};
-use crate::load::pool::{self, ClientResult, PoolOpts, PoolReport};
+use crate::load::pool::{self, ClientResult, PoolOpts, PoolReport, UploadCheck};
 use crate::load::summary::{self, Summary};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
@@ -77,6 +77,8 @@ pub struct SweepOpts {
     pub server_label: Option<String>,
     /// How long a template server gets to answer a LIST after it starts.
     pub server_start_timeout: Duration,
+    /// How uploads are checked; `None`: by name for ours, read back for another.
+    pub upload_check: Option<UploadCheck>,
 }
 
 impl SweepOpts {
@@ -101,6 +103,7 @@ impl SweepOpts {
             server_cmd: None,
             server_label: None,
             server_start_timeout: Duration::from_secs(30),
+            upload_check: None,
         }
     }
 
@@ -497,8 +500,11 @@ fn run_scenario(
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let label = launcher.server_label().to_string();
     // Before the server starts: hashing is no part of the scenario.
+    let check = upload_check(opts, launcher);
     let upload_sha256 = match sc.op {
-        Op::Upload => hashes.for_pool(UPLOAD_SEED, sc.clients, sc.volume.bytes)?,
+        Op::Upload if check.by_name() => {
+            hashes.for_pool(UPLOAD_SEED, sc.clients, sc.volume.bytes)?
+        }
         _ => Vec::new(),
     };
     let spec = ServerSpec {
@@ -550,9 +556,15 @@ fn run_scenario(
     popts.exe = opts.exe.clone();
     popts.seed = UPLOAD_SEED;
     popts.upload_sha256 = upload_sha256;
+    popts.upload_check = check;
     let result = pool::run(&popts);
     let server_pss = sampler.finish();
     let server_cpu_ticks = measure::tree_cpu_ticks(server.pid()).saturating_sub(server_cpu0);
+    if let (Ok(rep), ServerKind::Template { .. }) = (&result, launcher.server_kind()) {
+        // Another server's uploads go with DELETE (what it does not delete
+        // leaves the store folder with the clean-up after it stops).
+        delete_uploads(&server, rep);
+    }
     let counts = match &result {
         Ok(rep) => server.task_counts(rep.connected() as u64),
         Err(_) => Ok(None),
@@ -596,6 +608,35 @@ fn run_scenario(
         sampled: [server_pss, rep.pss],
         failure: None,
     })
+}
+
+/// How this sweep checks uploads: as asked, else by name on ours (its
+/// SHA-256 names) and by reading them back on another server.
+fn upload_check(opts: &SweepOpts, launcher: &Launcher) -> UploadCheck {
+    opts.upload_check
+        .unwrap_or(match launcher.server_kind() {
+            ServerKind::Fsbench => UploadCheck::Name,
+            ServerKind::Template { .. } => UploadCheck::Readback,
+        })
+}
+
+/// DELETEs what the pool's clients uploaded (best effort).
+fn delete_uploads(server: &ServerHandle, rep: &PoolReport) {
+    let names: Vec<&str> = rep.results.iter().filter_map(|r| r.stored.as_deref()).collect();
+    if names.is_empty() {
+        return;
+    }
+    if let Ok(mut c) = crate::client::Client::connect(server.addr, Duration::from_secs(10)) {
+        for n in names {
+            if c.delete(n).is_err() {
+                // A server may close after an ERROR: a fresh connection each time.
+                match crate::client::Client::connect(server.addr, Duration::from_secs(10)) {
+                    Ok(fresh) => c = fresh,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
 }
 
 /// A finished scenario: its CSV row and what the metadata adds.
@@ -725,7 +766,12 @@ fn metadata(
             same_mode_as_server: true,
             client_timeout_s: opts.client_timeout.as_secs_f64(),
             upload_seed: UPLOAD_SEED,
-            upload_check: "the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256".into(),
+            upload_check: match upload_check(opts, launcher) {
+                UploadCheck::Name => "name: the name the server returns is compared with the SHA-256 of the client's content, computed once per sweep (seeds per client index, the same in every scenario) and kept in work/sha256",
+                UploadCheck::Readback => "readback: after the timed part, each upload is fetched with GET under the name the server reported and compared byte for byte with what was sent",
+                UploadCheck::Both => "both: the name checked against the content's SHA-256, and each upload read back with GET and compared byte for byte",
+            }
+            .into(),
         },
         measurement: Measurement {
             server_cpu_s: "utime + stime + cutime + cstime of /proc/PID/stat over the server and its descendants, from just before the pool starts to just after it ends".into(),

@@ -529,7 +529,8 @@ struct Done {
 }
 
 /// Removes everything in the store but the test files (of every volume, not
-/// only this sweep's): the scenario's uploads and any temporary file left in `.tmp`.
+/// only this sweep's): the scenario's uploads and any temporary file left in `.tmp`
+/// by a server no longer running.
 pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
     let mut removed = 0;
     for e in std::fs::read_dir(store)? {
@@ -539,13 +540,7 @@ pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
         let ft = e.file_type()?;
         if ft.is_dir() {
             if name == crate::store::TMP_DIR {
-                for t in std::fs::read_dir(e.path())? {
-                    let t = t?;
-                    if !t.file_type()?.is_dir() {
-                        std::fs::remove_file(t.path())?;
-                        removed += 1;
-                    }
-                }
+                removed += crate::store::remove_abandoned_temps(&e.path())?.files;
             }
             continue;
         }

@@ -8,7 +8,8 @@
 //! - `process_pool`: process mode (pre-forked workers fed over SCM_RIGHTS);
 //! - `load`: the client pool and the sweep;
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
-//! - `properties`: property tests of the parser and the base64 decoder.
+//! - `properties`: property tests of the parser and the base64 decoder;
+//! - `shared_store`: several servers over one store (their temp folders).
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
 //! by `make robustness`); both share `tests/common/`.
@@ -21,3 +22,4 @@ mod load;
 mod process_pool;
 mod properties;
 mod server;
+mod shared_store;

@@ -545,6 +545,8 @@ mod tests {
             "4",
             "--index",
             "2",
+            "--upload-check",
+            "readback",
         ];
         let (job, index) = PoolWorkerArgs::parse(argv(&base))
             .and_then(PoolWorkerArgs::validate)
@@ -556,6 +558,7 @@ mod tests {
         );
         assert_eq!((job.timeout, job.seed), (Duration::from_secs_f64(1.5), 4));
         assert_eq!((job.file.as_str(), job.expect_sha256.as_str()), ("f", ""));
+        assert_eq!(job.upload_check, UploadCheck::Readback);
 
         let mut with_sha = base.to_vec();
         let sha = "0a".repeat(32);

@@ -127,7 +127,9 @@ impl std::str::FromStr for UploadCheck {
             "name" => Ok(UploadCheck::Name),
             "readback" => Ok(UploadCheck::Readback),
             "both" => Ok(UploadCheck::Both),
-            _ => Err(format!("unknown upload check {s:?} (name, readback or both)")),
+            _ => Err(format!(
+                "unknown upload check {s:?} (name, readback or both)"
+            )),
         }
     }
 }

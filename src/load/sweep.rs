@@ -560,15 +560,22 @@ fn run_scenario(
     let result = pool::run(&popts);
     let server_pss = sampler.finish();
     let server_cpu_ticks = measure::tree_cpu_ticks(server.pid()).saturating_sub(server_cpu0);
+    let counts = match &result {
+        // A client's task, and its upload's read-back GET (a task too).
+        Ok(rep) => {
+            let read_back = match (sc.op, check.reads_back()) {
+                (Op::Upload, true) => rep.results.iter().filter(|r| r.stored.is_some()).count(),
+                _ => 0,
+            };
+            server.task_counts((rep.connected() + read_back) as u64)
+        }
+        Err(_) => Ok(None),
+    };
     if let (Ok(rep), ServerKind::Template { .. }) = (&result, launcher.server_kind()) {
         // Another server's uploads go with DELETE (what it does not delete
         // leaves the store folder with the clean-up after it stops).
         delete_uploads(&server, rep);
     }
-    let counts = match &result {
-        Ok(rep) => server.task_counts(rep.connected() as u64),
-        Err(_) => Ok(None),
-    };
     let server_peak_kib = server.peak_rss_kib();
     // Ours drains for --drain-timeout itself, then exits: it gets 5 s more.
     // Another server is killed once the drain timeout is over.
@@ -613,16 +620,19 @@ fn run_scenario(
 /// How this sweep checks uploads: as asked, else by name on ours (its
 /// SHA-256 names) and by reading them back on another server.
 fn upload_check(opts: &SweepOpts, launcher: &Launcher) -> UploadCheck {
-    opts.upload_check
-        .unwrap_or(match launcher.server_kind() {
-            ServerKind::Fsbench => UploadCheck::Name,
-            ServerKind::Template { .. } => UploadCheck::Readback,
-        })
+    opts.upload_check.unwrap_or(match launcher.server_kind() {
+        ServerKind::Fsbench => UploadCheck::Name,
+        ServerKind::Template { .. } => UploadCheck::Readback,
+    })
 }
 
 /// DELETEs what the pool's clients uploaded (best effort).
 fn delete_uploads(server: &ServerHandle, rep: &PoolReport) {
-    let names: Vec<&str> = rep.results.iter().filter_map(|r| r.stored.as_deref()).collect();
+    let names: Vec<&str> = rep
+        .results
+        .iter()
+        .filter_map(|r| r.stored.as_deref())
+        .collect();
     if names.is_empty() {
         return;
     }
@@ -652,7 +662,8 @@ struct Done {
 }
 
 /// Removes everything in the store but the test files (of every volume, not
-/// only this sweep's): the scenario's uploads and any temporary file left in `.tmp`.
+/// only this sweep's): the scenario's uploads and any temporary file left in `.tmp`
+/// by a server no longer running.
 pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
     let mut removed = 0;
     for e in std::fs::read_dir(store)? {
@@ -662,13 +673,7 @@ pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
         let ft = e.file_type()?;
         if ft.is_dir() {
             if name == crate::store::TMP_DIR {
-                for t in std::fs::read_dir(e.path())? {
-                    let t = t?;
-                    if !t.file_type()?.is_dir() {
-                        std::fs::remove_file(t.path())?;
-                        removed += 1;
-                    }
-                }
+                removed += crate::store::remove_abandoned_temps(&e.path())?.files;
             }
             continue;
         }

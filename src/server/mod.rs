@@ -162,21 +162,26 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         max_connections: connection_cap(cfg.max_connections, nofile, cfg.pool),
         drain_timeout: cfg.drain_timeout,
     };
-    match process_pool {
+    let result = match process_pool {
         Some(pool) => Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run(),
         None => {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let pool = ThreadPool::start(pool_cfg(), waker)?;
-            let result = Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run();
-            // Workers still busy at the drain timeout end with the process, before
-            // their uploads' temp files are dropped: remove those here.
-            let removed = store.remove_temps_of(std::process::id());
-            if removed > 0 {
-                crate::log::info(format_args!(
-                    "removed {removed} temp file(s) of uploads cut off by the exit"
-                ));
-            }
-            result
+            Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run()
+        }
+    };
+    // After a drain no worker process is left, and worker threads still busy
+    // at its deadline end with the process, before their uploads' temp files
+    // are dropped: the server's temp folder goes here, with whatever is left
+    // in it. After an error, workers may still be writing there: the next
+    // server's start removes the folder once they are gone.
+    if result.is_ok() {
+        let removed = store.remove_temp_folder();
+        if removed > 0 {
+            crate::log::info(format_args!(
+                "removed {removed} temp file(s) of uploads cut off by the exit"
+            ));
         }
     }
+    result
 }

@@ -29,6 +29,7 @@ macro_rules! syscall {
 
 pub mod fdpass;
 pub mod file;
+pub mod lock;
 pub mod process;
 pub mod shared;
 

@@ -3,10 +3,12 @@
 //!
 //! A forked worker ignores SIGINT and SIGTERM (those are the acceptor's: a
 //! Ctrl-C reaches the whole process group, and the acceptor alone decides
-//! how the server stops) and keeps no descriptor but stdin/stdout/stderr and
-//! the one it is given: not the listener (so the port is freed with the
-//! acceptor), not another worker's channel (so each worker sees end of file
-//! when the acceptor goes), not a client connection the acceptor holds.
+//! how the server stops) and keeps no descriptor but stdin/stdout/stderr,
+//! the one it is given and the folder locks the acceptor holds (the server's
+//! temp folder is the worker's too, and stays locked while a worker lives):
+//! not the listener (so the port is freed with the acceptor), not another
+//! worker's channel (so each worker sees end of file when the acceptor goes),
+//! not a client connection the acceptor holds.
 //!
 //! This module never logs: in the child, a failed set-up comes back as
 //! [`Forked::ChildSetupFailed`] for the caller to report.
@@ -75,9 +77,17 @@ fn set_mask(
     }
 }
 
-/// Closes every descriptor from 3 up except `keep`.
-fn close_all_but(keep: libc::c_int) -> io::Result<()> {
-    let ranges = [(3, keep - 1), (keep + 1, libc::c_int::MAX)];
+/// Closes every descriptor from 3 up except those in `keep`.
+fn close_all_but(keep: &[libc::c_int]) -> io::Result<()> {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut ranges = Vec::with_capacity(keep.len() + 1);
+    let mut first = 3;
+    for k in keep {
+        ranges.push((first, k - 1));
+        first = first.max(k + 1);
+    }
+    ranges.push((first, libc::c_int::MAX));
     for (first, last) in ranges {
         if first > last {
             continue;
@@ -113,9 +123,11 @@ fn close_all_but(keep: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// Forks a worker process that keeps only `keep` (and 0, 1, 2) open and
-/// ignores SIGINT/SIGTERM. Refused when this process has more than one thread
-/// (a forked copy of a multi-threaded process may find a lock held forever).
+/// Forks a worker process that keeps only `keep`, the folder locks this
+/// process holds (see [`super::lock`]: the worker shares them) and 0, 1, 2
+/// open, and ignores SIGINT/SIGTERM. Refused when this process has more than
+/// one thread (a forked copy of a multi-threaded process may find a lock held
+/// forever).
 ///
 /// In the child, every `OwnedFd` inherited from the parent's memory now names
 /// a closed descriptor: the child must never drop them (it runs its own loop
@@ -132,6 +144,8 @@ pub fn fork_worker(keep: BorrowedFd<'_>) -> io::Result<Forked> {
     // acceptor's handler (which writes to the acceptor's signal pipe) before it
     // has set them to SIG_IGN.
     let sigs = signal_set(&[libc::SIGINT, libc::SIGTERM])?;
+    let mut kept = super::lock::held_fds();
+    kept.push(keep.as_raw_fd());
     // SAFETY: zeroed is a valid sigset_t to be overwritten.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     set_mask(libc::SIG_BLOCK, &sigs, Some(&mut old))?;
@@ -154,7 +168,7 @@ pub fn fork_worker(keep: BorrowedFd<'_>) -> io::Result<Forked> {
                 return Err(io::Error::last_os_error());
             }
         }
-        close_all_but(keep.as_raw_fd())?;
+        close_all_but(&kept)?;
         set_mask(libc::SIG_SETMASK, &old, None)
     };
     Ok(match child() {

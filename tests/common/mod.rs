@@ -566,7 +566,7 @@ impl Server {
         rss_kib(self.pid())
     }
 
-    /// Files in the store's temp folder.
+    /// Temp files in the store (see [`temp_count`]).
     pub fn temp_files(&self) -> usize {
         temp_count(&self.root)
     }
@@ -656,11 +656,22 @@ pub fn read_listening(child: &mut Child, log: &Path) -> SocketAddr {
     }
 }
 
-/// Files in a store's temp folder.
+/// Temp files in a store: the files under `<root>/.tmp`, at any depth (each
+/// server keeps its own in a folder of its own there); folders do not count.
 pub fn temp_count(root: &Path) -> usize {
-    std::fs::read_dir(root.join(".tmp"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => files(&e.path()),
+                        _ => 1,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    files(&root.join(".tmp"))
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
 //! - `guest`: our client against a server that is not ours, the Python
 //!   guest server (`guest/file_server.py`) in both of its modes, and its faults;
-//! - `properties`: property tests of the parser and the base64 decoder.
+//! - `properties`: property tests of the parser and the base64 decoder;
+//! - `shared_store`: several servers over one store (their temp folders).
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
 //! by `make robustness`); both share `tests/common/`.
@@ -25,3 +26,4 @@ mod load;
 mod process_pool;
 mod properties;
 mod server;
+mod shared_store;

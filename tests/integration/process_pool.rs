@@ -358,14 +358,16 @@ fn a_worker_killed_mid_upload_leaves_no_partial_file_and_no_temp_file() {
     // The upload has started and stopped at the gate.
     gate.wait();
     let tmp = canonical_root(&srv).join(".tmp");
-    // The worker holding a temp file that has received part of the body.
+    // The worker holding a temp file that has received part of the body
+    // (every worker also holds the server's temp folder, locked).
     let mut victim = None;
     wait_until(
         "a worker writing the upload",
         Duration::from_secs(5),
         || {
             victim = worker_holding(&srv, |t| {
-                t.starts_with(&tmp) && std::fs::metadata(t).map(|m| m.len() > 0).unwrap_or(false)
+                t.starts_with(&tmp)
+                    && std::fs::metadata(t).is_ok_and(|m| m.is_file() && m.len() > 0)
             });
             victim.is_some()
         },

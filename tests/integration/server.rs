@@ -902,9 +902,10 @@ mod limits {
     #[test]
     fn a_long_inline_upload_that_cannot_start_is_skipped_whole() {
         let srv = Server::start(&["--pool", "1"]);
-        // No temp file can be created: the store's temp folder is now a file.
+        // No temp file can be created: the store's temp folder (with the
+        // server's own folder in it) is now a file.
         let tmp = srv.root.join(".tmp");
-        std::fs::remove_dir(&tmp).unwrap();
+        std::fs::remove_dir_all(&tmp).unwrap();
         std::fs::write(&tmp, b"not a folder").unwrap();
         let mut r = srv.raw();
         let line = format!("UPLOAD x.bin {}", b64(&content(7, 100_000)));

@@ -457,10 +457,16 @@ impl Srv {
         let mut child = self.child.take().expect("server running");
         let kids = common::children(child.id());
         let _ = child.kill();
-        for k in kids {
+        for &k in &kids {
             let _ = fsbench::sys::kill(k, fsbench::sys::SIGKILL);
         }
         let _ = child.wait();
+        // The workers are not our children: wait until each has ended, so
+        // that the server's temp folder, whose lock goes with the last of
+        // them, is free for the restart's clean-up.
+        wait_until("the killed workers to end", Duration::from_secs(10), || {
+            kids.iter().all(|&k| !common::alive(k))
+        });
         bump(&F.faults, 1);
     }
 

@@ -400,19 +400,35 @@ enum Sized {
 fn stream_sized(c: &mut Conn, len: u64, limit: u64, mut f: impl FnMut(&[u8])) -> Result<Sized> {
     let mut left = len;
     while left > 0 {
-        if c.pending().is_empty() {
+        if c.pending().is_empty() || c.pending() == b"\r" {
+            // A lone '\r' may be the first half of the line end: see what follows.
             match c.fill()? {
-                Fill::Data => {}
+                Fill::Data => continue,
                 Fill::Eof => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
                 Fill::WouldBlock => return Err(Error::Io(io::ErrorKind::TimedOut.into())),
             }
         }
-        let take = (c.pending().len() as u64).min(left) as usize;
-        if let Some(n) = memchr::memchr(b'\n', &c.pending()[..take]) {
+        let p = c.pending();
+        let mut take = (p.len() as u64).min(left) as usize;
+        // The byte after those taken tells a line end right after the base64.
+        let look = (take + 1).min(p.len());
+        if let Some(n) = memchr::memchr(b'\n', &p[..look]) {
+            let end = if n > 0 && p[n - 1] == b'\r' { n - 1 } else { n };
+            let whole = end == take;
+            if whole {
+                f(&p[..take]);
+            }
             c.consume(n + 1);
-            return Ok(Sized::Mismatch);
+            return Ok(if whole {
+                Sized::Matched
+            } else {
+                Sized::Mismatch
+            });
         }
-        f(&c.pending()[..take]);
+        if take == p.len() && p[take - 1] == b'\r' {
+            take -= 1;
+        }
+        f(&p[..take]);
         c.consume(take);
         left -= take as u64;
     }

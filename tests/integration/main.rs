@@ -8,6 +8,8 @@
 //! - `process_pool`: process mode (pre-forked workers fed over SCM_RIGHTS);
 //! - `load`: the client pool and the sweep;
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
+//! - `unterminated`: requests without a line end, as the course's reference
+//!   client sends them (`compat/reference_client.py`), and sized uploads;
 //! - `properties`: property tests of the parser and the base64 decoder.
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
@@ -21,3 +23,4 @@ mod load;
 mod process_pool;
 mod properties;
 mod server;
+mod unterminated;

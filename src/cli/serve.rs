@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::{at_least_1, opt, opt_path, secs, Argv, Failure, HostPort};
 use crate::server::{Mode, ServerConfig};
@@ -23,10 +24,16 @@ serve flags:
   --idle-timeout SECS   close after this long without a byte (default 60)
   --request-timeout S   a request line must arrive within this (default 30)
   --drain-timeout SECS  on SIGTERM, how long transfers may finish (default 30)
+  --unterminated-wait MS a request sent without its line end is served once the
+                        client has been quiet this long (default 100; 0: off)
   --fsync               an upload is on disk before it is acknowledged (the default)
   --no-fsync            do not fsync uploads (benchmarks; recorded in results)
   -v, --verbose         one log line per connection event
 ";
+
+/// The longest `--unterminated-wait`: past it a client would have met the
+/// request and idle timeouts long before.
+const MAX_UNTERMINATED_WAIT_MS: u64 = 3_600_000;
 
 /// `serve`'s flags as given: typed, not yet checked; `None` is a default.
 #[derive(Debug, Default, PartialEq)]
@@ -44,6 +51,7 @@ struct ServeArgs {
     idle_timeout: Option<f64>,
     request_timeout: Option<f64>,
     drain_timeout: Option<f64>,
+    unterminated_wait_ms: Option<u64>,
     fsync: bool,
     no_fsync: bool,
     verbose: bool,
@@ -73,6 +81,7 @@ impl ServeArgs {
             idle_timeout: opt(a, "--idle-timeout")?,
             request_timeout: opt(a, "--request-timeout")?,
             drain_timeout: opt(a, "--drain-timeout")?,
+            unterminated_wait_ms: opt(a, "--unterminated-wait")?,
             fsync: a.contains("--fsync"),
             no_fsync: a.contains("--no-fsync"),
             verbose: a.contains(["-v", "--verbose"]),
@@ -119,6 +128,15 @@ impl ServeArgs {
                 )?,
             },
             drain_timeout: or_secs(self.drain_timeout, "--drain-timeout", d.drain_timeout)?,
+            unterminated_wait: match self.unterminated_wait_ms {
+                Some(ms) if ms > MAX_UNTERMINATED_WAIT_MS => {
+                    return Err(format!(
+                        "--unterminated-wait: {ms} ms is more than {MAX_UNTERMINATED_WAIT_MS} (an hour)"
+                    ))
+                }
+                Some(ms) => Duration::from_millis(ms),
+                None => d.unterminated_wait,
+            },
         };
         Ok(Serve {
             cfg,
@@ -150,7 +168,6 @@ pub(super) fn run(argv: Argv) -> Result<ExitCode, Failure> {
 mod tests {
     use super::*;
     use crate::cli::argv;
-    use std::time::Duration;
 
     fn check(args: &[&str]) -> Result<Serve, String> {
         ServeArgs::parse(argv(args)).and_then(ServeArgs::validate)
@@ -234,6 +251,8 @@ mod tests {
             "10",
             "--drain-timeout",
             "0.25",
+            "--unterminated-wait",
+            "250",
             "--no-fsync",
             "--verbose",
         ])
@@ -257,8 +276,32 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs_f64(9.5));
         assert_eq!(c.limits.request_timeout, Duration::from_secs(10));
         assert_eq!(c.drain_timeout, Duration::from_millis(250));
+        assert_eq!(c.unterminated_wait, Duration::from_millis(250));
         assert!(!c.fsync);
         assert!(s.verbose);
+    }
+
+    #[test]
+    fn the_unterminated_wait_is_100_ms_unless_said_and_0_turns_it_off() {
+        assert_eq!(
+            check(&[]).unwrap().cfg.unterminated_wait,
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            check(&["--unterminated-wait", "0"])
+                .unwrap()
+                .cfg
+                .unterminated_wait,
+            Duration::ZERO
+        );
+        assert_eq!(
+            check(&["--unterminated-wait", "3600001"]).unwrap_err(),
+            "--unterminated-wait: 3600001 ms is more than 3600000 (an hour)"
+        );
+        for bad in ["-1", "0.5", "x"] {
+            let e = check(&["--unterminated-wait", bad]).unwrap_err();
+            assert!(e.contains("--unterminated-wait"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The wire format of `../shared/PROTOCOL.md`: request lines, JSON responses and
-//! the base64 codec used for file contents.
+//! The wire format of `../shared/PROTOCOL.md`: request lines, JSON responses,
+//! the base64 codec used for file contents, and what becomes of a request
+//! sent without its line end.
 //!
 //! This module only turns bytes into values and values into bytes; it never
 //! touches a socket or the file system.
@@ -8,6 +9,7 @@ pub mod base64;
 pub mod json;
 pub mod read_buf;
 pub mod request;
+pub mod unterminated;
 
 pub use read_buf::ReadBuf;
 pub use request::{parse_request, Request};

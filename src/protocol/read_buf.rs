@@ -89,6 +89,11 @@ impl ReadBuf {
         self.end < self.buf.len()
     }
 
+    /// Room after the pending bytes: the most the next read can take.
+    pub fn room(&self) -> usize {
+        self.buf.len() - self.end
+    }
+
     /// Doubles the capacity.
     pub fn grow(&mut self) {
         let len = self.buf.len();

@@ -3,6 +3,10 @@
 //! It accepts until `WouldBlock`, reads each connection's next request line
 //! itself without blocking and within the request deadline, and hands only a
 //! connection with a complete line (or a line at the limit) to the worker pool.
+//! A partial line whose client has been quiet for the unterminated wait is
+//! judged here (`protocol::unterminated`), by a timer of this loop, never by
+//! a sleeping thread: a complete request goes to a worker to be served as if
+//! terminated (or refused), anything else waits on under the request deadline.
 //! A silent client therefore never holds a worker. When the pool has no room,
 //! ready connections wait here and the loop stops accepting, so newcomers wait
 //! in the kernel's backlog instead of being refused.
@@ -20,8 +24,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::protocol::unterminated::{self, Burst, Verdict};
 use crate::protocol::{empty_lines_len, json, Limits};
-use crate::server::pool::{AfterTask, Job, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{AfterTask, Job, Returned, Start, Unread, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::{Counter, ServerStats};
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
@@ -56,8 +61,14 @@ struct Waiting {
     stream: TcpStream,
     peer: SocketAddr,
     buf: Vec<u8>,
+    /// How the last bytes of `buf` arrived.
+    burst: Burst,
     idle_deadline: Instant,
     request_deadline: Option<Instant>,
+    /// When the client will have been quiet on a partial line for the
+    /// unterminated wait (none when the wait is off, or the line was judged
+    /// incomplete and nothing came since).
+    quiet_deadline: Option<Instant>,
     /// Closing after a fatal error: input is discarded until EOF or `idle_deadline`.
     linger: bool,
 }
@@ -67,6 +78,9 @@ pub struct AcceptorConfig {
     /// Most connections the event loop holds (waiting or ready) before it stops accepting.
     pub max_connections: usize,
     pub drain_timeout: Duration,
+    /// How long a client must be quiet on a line without `\n` before it is
+    /// judged as an unterminated request; `None`: never.
+    pub unterminated_wait: Option<Duration>,
 }
 
 pub struct Acceptor<P: WorkerPool> {
@@ -156,6 +170,7 @@ impl<P: WorkerPool> Acceptor<P> {
             }
             pool_timer = self.pool.maintain(self.poll.registry());
             self.expire(Instant::now());
+            self.judge_quiet(Instant::now());
             self.dispatch_ready();
             if let Some(deadline) = drain_deadline {
                 if (self.ready.is_empty() && self.pool.is_idle()) || Instant::now() >= deadline {
@@ -180,7 +195,7 @@ impl<P: WorkerPool> Acceptor<P> {
         let mut next = now + Duration::from_secs(1);
         for (_, c) in self.conns.iter() {
             next = next.min(c.idle_deadline);
-            if let Some(d) = c.request_deadline {
+            for d in [c.request_deadline, c.quiet_deadline].into_iter().flatten() {
                 next = next.min(d);
             }
         }
@@ -246,8 +261,10 @@ impl<P: WorkerPool> Acceptor<P> {
                         stream,
                         peer,
                         buf: Vec::new(),
+                        burst: Burst::default(),
                         idle_deadline: now + self.cfg.limits.idle_timeout,
                         request_deadline: None,
+                        quiet_deadline: None,
                         linger: false,
                     });
                     // Data that came with the connection does not raise a new edge: read now.
@@ -290,6 +307,7 @@ impl<P: WorkerPool> Acceptor<P> {
             return;
         }
         let mut closed = false;
+        let mut arrived = None;
         loop {
             let room = limit.saturating_sub(c.buf.len());
             if room == 0 {
@@ -303,7 +321,9 @@ impl<P: WorkerPool> Acceptor<P> {
                 }
                 Ok(n) => {
                     c.buf.extend_from_slice(&chunk[..n]);
+                    c.burst.read(n, want);
                     let now = Instant::now();
+                    arrived = Some(now);
                     c.idle_deadline = now + self.cfg.limits.idle_timeout;
                     c.buf.drain(..empty_lines_len(&c.buf));
                     if c.buf.is_empty() {
@@ -312,7 +332,10 @@ impl<P: WorkerPool> Acceptor<P> {
                         c.request_deadline = Some(now + self.cfg.limits.request_timeout);
                     }
                 }
-                Err(e) if would_block(&e) => break,
+                Err(e) if would_block(&e) => {
+                    c.burst.drained();
+                    break;
+                }
                 Err(e) if interrupted(&e) => continue,
                 Err(_) => {
                     closed = true;
@@ -324,9 +347,47 @@ impl<P: WorkerPool> Acceptor<P> {
         // (`printf 'LIST\n' | nc -N`): the worker answers it, then sees the end.
         let complete = c.buf.contains(&b'\n') || c.buf.len() >= limit;
         if complete {
-            self.hand_over(key);
+            self.hand_over(key, Start::Line);
         } else if closed {
             self.close(key);
+        } else if let Some(now) = arrived {
+            // The wait starts again with every byte that arrives.
+            c.quiet_deadline = match self.cfg.unterminated_wait {
+                Some(wait) if !c.buf.is_empty() => Some(now + wait),
+                _ => None,
+            };
+        }
+    }
+
+    /// Judges the partial lines whose clients have been quiet for the
+    /// unterminated wait: a complete request goes to a worker, to be served
+    /// as if it ended there or refused; anything else waits on for more,
+    /// under its request deadline, and is judged again once more arrives.
+    fn judge_quiet(&mut self, now: Instant) {
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.quiet_deadline.is_some_and(|d| now >= d))
+            .map(|(k, _)| k)
+            .collect();
+        for key in due {
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            c.quiet_deadline = None;
+            let (start, what) = match unterminated::judge(&c.buf, c.burst.holds(c.buf.len())) {
+                Verdict::Wait => continue,
+                Verdict::Serve => {
+                    self.stats.add(Counter::UnterminatedRequests, 1);
+                    (Start::Unterminated, "served")
+                }
+                Verdict::Refuse => {
+                    self.stats.add(Counter::UnterminatedRefused, 1);
+                    (Start::Refused, "refused")
+                }
+            };
+            crate::log::debug(format_args!("{}: unterminated request {what}", c.peer));
+            self.hand_over(key, start);
         }
     }
 
@@ -338,13 +399,18 @@ impl<P: WorkerPool> Acceptor<P> {
         self.accept_paused_until = None;
     }
 
-    fn hand_over(&mut self, key: usize) {
+    fn hand_over(&mut self, key: usize, start: Start) {
         let mut c = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut c.stream);
         let stream: std::net::TcpStream = c.stream.into();
+        let burst = c.burst.bytes().min(c.buf.len());
         self.ready.push_back(Job {
             stream,
-            pending: c.buf,
+            unread: Unread {
+                bytes: c.buf,
+                burst,
+            },
+            start,
             peer: c.peer,
         });
         self.dispatch_ready();
@@ -365,22 +431,23 @@ impl<P: WorkerPool> Acceptor<P> {
     fn on_returned(&mut self, r: Returned, draining: bool) {
         self.in_pool = self.in_pool.saturating_sub(1);
         self.stats.record(r.worker, &r.stats);
-        let (stream, pending, linger) = match r.after {
+        let (stream, unread, linger) = match r.after {
             AfterTask::Close => {
                 // A descriptor was freed: accepting can resume at once.
                 self.accept_paused_until = None;
                 return;
             }
-            AfterTask::Keep(s, pending) => (s, pending, false),
-            AfterTask::Linger(s) => (s, Vec::new(), true),
+            AfterTask::Keep(s, unread) => (s, unread, false),
+            AfterTask::Linger(s) => (s, Unread::default(), true),
         };
         if draining {
             return;
         }
-        if !linger && pending.contains(&b'\n') {
+        if !linger && unread.bytes.contains(&b'\n') {
             self.ready.push_back(Job {
                 stream,
-                pending,
+                unread,
+                start: Start::Line,
                 peer: r.peer,
             });
             return;
@@ -400,7 +467,14 @@ impl<P: WorkerPool> Acceptor<P> {
             return;
         }
         let now = Instant::now();
-        let request_deadline = (!pending.is_empty()).then(|| now + self.cfg.limits.request_timeout);
+        let partial = !unread.bytes.is_empty();
+        let request_deadline = partial.then(|| now + self.cfg.limits.request_timeout);
+        // The worker left a partial line: its unterminated wait is kept here,
+        // for every request after the first, in both modes.
+        let quiet_deadline = match self.cfg.unterminated_wait {
+            Some(wait) if partial => Some(now + wait),
+            _ => None,
+        };
         let idle = if linger {
             LINGER
         } else {
@@ -409,9 +483,11 @@ impl<P: WorkerPool> Acceptor<P> {
         entry.insert(Waiting {
             stream,
             peer: r.peer,
-            buf: pending,
+            buf: unread.bytes,
+            burst: Burst::ended(unread.burst),
             idle_deadline: now + idle,
             request_deadline,
+            quiet_deadline,
             linger,
         });
         // Bytes may have arrived between the worker's last read and the registration.

@@ -2,10 +2,13 @@
 //! blocking I/O, in a worker thread or a worker process alike.
 //!
 //! It starts with the bytes the acceptor already read (at least one whole
-//! request line, or a line that hit the limit), serves every request already
-//! waiting, and then gives the connection back to the event loop instead of
-//! blocking on a client that has nothing more to say: it returns what becomes
-//! of the connection ([`AfterTask`]) and what it counted ([`TaskStats`]).
+//! request line, or a line that hit the limit, or one request without its
+//! line end that the event loop has judged: [`Start`]), serves every request
+//! already waiting, and then gives the connection back to the event loop
+//! instead of blocking on a client that has nothing more to say, with the
+//! bytes of a partial line and how they arrived (the event loop keeps their
+//! unterminated wait): it returns what becomes of the connection
+//! ([`AfterTask`]) and what it counted ([`TaskStats`]).
 //! Memory per connection is bounded by the line limit plus a few 64 KiB
 //! buffers, whatever the file size. It must never panic on client input, and
 //! never touch the store except through [`Store`].
@@ -18,12 +21,13 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::protocol::base64::{encode_chunk, LineDecoder};
 use crate::protocol::json::{self, Obj};
-use crate::protocol::request::inline_upload_head;
+use crate::protocol::request::{inline_upload_start, LENGTH_MISMATCH};
+use crate::protocol::unterminated::{self, Burst};
 use crate::protocol::{
     check_name, detect_extension, empty_lines_len, hex, parse_request, Limits, ReadBuf, Request,
     END_UPLOAD, READY,
 };
-use crate::server::pool::AfterTask;
+use crate::server::pool::{AfterTask, Start, Unread};
 use crate::server::stats::TaskStats;
 use crate::store::{Store, TempFile};
 use crate::sys::file::Window;
@@ -49,6 +53,8 @@ pub struct Ctx<'a> {
 struct Conn {
     stream: TcpStream,
     buf: ReadBuf,
+    /// How the last bytes in `buf` arrived.
+    burst: Burst,
     stats: TaskStats,
 }
 
@@ -73,13 +79,18 @@ impl Conn {
         if !self.buf.make_room() {
             return Err(io::Error::other("read buffer full"));
         }
+        let room = self.buf.room();
         match self.buf.fill_from(&mut self.stream) {
             Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
                 self.stats.bytes_in += n as u64;
+                self.burst.read(n, room);
                 Ok(Fill::Data)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Fill::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.burst.drained();
+                Ok(Fill::WouldBlock)
+            }
             Err(e) => Err(e),
         }
     }
@@ -109,14 +120,16 @@ impl Conn {
     }
 }
 
-/// Serves a connection handed over by the acceptor with `pending` bytes already read.
-pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (AfterTask, TaskStats) {
+/// Serves a connection handed over by the acceptor with the bytes it already
+/// read, taken as `start` says.
+pub fn serve(stream: TcpStream, unread: Unread, start: Start, ctx: &Ctx) -> (AfterTask, TaskStats) {
     let cap = ctx.limits.max_line + 2 + READ_CHUNK;
     // The bytes the event loop read count as this task's; see AfterTask::Keep.
-    let bytes_in = pending.len() as u64;
+    let bytes_in = unread.bytes.len() as u64;
     let mut c = Conn {
         stream,
-        buf: ReadBuf::with_pending(pending, cap),
+        buf: ReadBuf::with_pending(unread.bytes, cap),
+        burst: Burst::ended(unread.burst),
         stats: TaskStats {
             ok: true,
             bytes_in,
@@ -134,52 +147,90 @@ pub fn serve(stream: TcpStream, pending: Vec<u8>, ctx: &Ctx) -> (AfterTask, Task
         c.stats.ok = false;
         return (AfterTask::Close, c.stats);
     }
-    let after = serve_loop(&mut c, ctx);
+    let after = serve_loop(&mut c, ctx, start);
     (after, c.stats)
 }
 
-fn serve_loop(c: &mut Conn, ctx: &Ctx) -> AfterTask {
+/// What comes next on a connection.
+enum Next {
+    /// A request line ending at this offset.
+    Line(usize),
+    /// A line over the limit.
+    Long,
+    /// Nothing to serve now: what becomes of the connection.
+    Done(AfterTask),
+}
+
+/// Finds the next request, reading without blocking; when only a partial line
+/// (or nothing) is there, the connection goes back to the event loop.
+fn next(c: &mut Conn, ctx: &Ctx) -> Next {
     loop {
         c.skip_empty_lines();
         // A newline past the limit (read by the worker, after an earlier request)
         // ends a line that is too long all the same.
         let line_end = c.newline().filter(|&n| n <= ctx.limits.max_line);
-        if line_end.is_none() && c.pending().len() <= ctx.limits.max_line {
-            // Nothing complete waiting: see, without blocking, whether more came.
-            if (ctx.draining)() {
-                return AfterTask::Close;
+        if line_end.is_some() || c.pending().len() > ctx.limits.max_line {
+            return line_end.map_or(Next::Long, Next::Line);
+        }
+        // Nothing complete waiting: see, without blocking, whether more came.
+        if (ctx.draining)() {
+            return Next::Done(AfterTask::Close);
+        }
+        match c.fill_nonblocking() {
+            Ok(Fill::Data) => continue,
+            Ok(Fill::WouldBlock) => {
+                let rest = c.pending().to_vec();
+                // Counted by the task that gets them next, not twice.
+                c.stats.bytes_in = c.stats.bytes_in.saturating_sub(rest.len() as u64);
+                let burst = c.burst.bytes().min(rest.len());
+                return Next::Done(match c.stream.try_clone() {
+                    Ok(s) => AfterTask::Keep(s, Unread { bytes: rest, burst }),
+                    Err(_) => AfterTask::Close,
+                });
             }
-            match c.fill_nonblocking() {
-                Ok(Fill::Data) => continue,
-                Ok(Fill::WouldBlock) => {
-                    let rest = c.pending().to_vec();
-                    // Counted by the task that gets them next, not twice.
-                    c.stats.bytes_in = c.stats.bytes_in.saturating_sub(rest.len() as u64);
-                    let stream = c.stream.try_clone();
-                    return match stream {
-                        Ok(s) => AfterTask::Keep(s, rest),
-                        Err(_) => AfterTask::Close,
-                    };
+            Ok(Fill::Eof) => return Next::Done(AfterTask::Close),
+            Err(_) => {
+                // A reset after the last response was written does not fail the
+                // task; one that cuts a request short does.
+                if !c.pending().is_empty() {
+                    c.stats.ok = false;
                 }
-                Ok(Fill::Eof) => return AfterTask::Close,
-                Err(_) => {
-                    // A reset after the last response was written does not fail the
-                    // task; one that cuts a request short does.
-                    if !c.pending().is_empty() {
-                        c.stats.ok = false;
-                    }
-                    return AfterTask::Close;
-                }
+                return Next::Done(AfterTask::Close);
             }
         }
-        c.stats.requests += 1;
-        let result = match line_end {
-            Some(n) => {
-                let line = c.pending()[..n].to_vec();
-                c.consume(n + 1);
+    }
+}
+
+fn serve_loop(c: &mut Conn, ctx: &Ctx, start: Start) -> AfterTask {
+    let mut start = Some(start);
+    loop {
+        let result = match start.take().unwrap_or(Start::Line) {
+            Start::Line => match next(c, ctx) {
+                Next::Done(after) => return after,
+                Next::Line(n) => {
+                    c.stats.requests += 1;
+                    let line = c.pending()[..n].to_vec();
+                    c.consume(n + 1);
+                    handle_line(c, ctx, &line)
+                }
+                Next::Long => {
+                    c.stats.requests += 1;
+                    handle_long_line(c, ctx)
+                }
+            },
+            // Every byte the event loop judged is the request, without its line
+            // end (a later `\n` is an empty line, ignored).
+            Start::Unterminated => {
+                c.stats.requests += 1;
+                let line = c.pending().to_vec();
+                c.consume(line.len());
                 handle_line(c, ctx, &line)
             }
-            None => handle_long_line(c, ctx),
+            Start::Refused => {
+                c.stats.requests += 1;
+                c.consume(c.pending().len());
+                Err(Error::request(unterminated::REFUSED))
+            }
         };
         match result {
             Ok(()) => {}
@@ -255,7 +306,7 @@ fn handle_line(c: &mut Conn, ctx: &Ctx, line: &[u8]) -> Result<()> {
             let outcome = read_upload_body(c, ctx, &mut sink)?;
             finish_upload(c, ctx, sink, outcome, name)?;
         }
-        Request::UploadInline(name, body) => {
+        Request::UploadInline { name, body, .. } => {
             check_name(&name).map_err(Error::Request)?;
             let mut sink = UploadSink::new(ctx)?;
             let mut decoder = LineDecoder::new();
@@ -270,7 +321,7 @@ fn handle_line(c: &mut Conn, ctx: &Ctx, line: &[u8]) -> Result<()> {
 
 fn describe(r: &Request) -> String {
     match r {
-        Request::UploadInline(name, body) => {
+        Request::UploadInline { name, body, .. } => {
             format!("UPLOAD {name:?} <{} base64 bytes>", body.len())
         }
         other => format!("{other:?}"),
@@ -279,14 +330,15 @@ fn describe(r: &Request) -> String {
 
 /// A request line over the limit: an inline upload is streamed, anything else is refused.
 fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
-    let Some((name, body_start)) = inline_upload_head(c.pending()) else {
+    let Some(head) = inline_upload_start(c.pending()) else {
         return Err(Error::fatal(format!(
             "request line longer than {} bytes",
             ctx.limits.max_line
         )));
     };
-    c.consume(body_start);
-    let name = name
+    c.consume(head.body);
+    let name = head
+        .name
         .map_err(|e| e.to_string())
         .and_then(|n| check_name(&n).map(|_| n));
     // Whatever fails, the rest of the line is still read and skipped below,
@@ -301,11 +353,23 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     // The whole upload is one base64 line: its limit is the upload limit's encoding.
     let line_limit = ctx.limits.max_upload.div_ceil(3) * 4;
     let mut decoder = LineDecoder::new();
-    let line_done = stream_line(c, line_limit, |chunk| {
+    let mut feed = |chunk: &[u8]| {
         if let (None, Some(s)) = (&failure, sink.as_mut()) {
             failure = s.feed(&mut decoder, chunk).err();
         }
-    })?;
+    };
+    let line_done = match head.length {
+        None => stream_line(c, line_limit, &mut feed)?,
+        Some(len) if len > line_limit => false,
+        Some(len) => match stream_sized(c, len, line_limit, &mut feed)? {
+            Sized::Matched => true,
+            Sized::Mismatch => {
+                failure = Some(LENGTH_MISMATCH.to_string());
+                true
+            }
+            Sized::TooLong => false,
+        },
+    };
     if !line_done {
         return Err(Error::fatal("upload line too long"));
     }
@@ -315,6 +379,86 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     match (sink, name) {
         (Some(s), Ok(n)) => finish_upload(c, ctx, s, failure, Some(n)),
         _ => Err(Error::Request(failure.unwrap_or_default())),
+    }
+}
+
+/// How the base64 of a sized upload ended.
+enum Sized {
+    /// Exactly its length, then the line end or nothing yet.
+    Matched,
+    /// The line ended before its length, or went on after it (and is consumed to its end).
+    Mismatch,
+    /// The line ran over the limit.
+    TooLong,
+}
+
+/// Streams the `len` bytes of base64 of an upload that gave its length to
+/// `f` in pieces, consuming them and the line end after them if it is there
+/// already. The length says where the request ends, so a client that sends no
+/// line end at all (an unterminated request) is served all the same; a line
+/// end that comes later is an empty line.
+fn stream_sized(c: &mut Conn, len: u64, limit: u64, mut f: impl FnMut(&[u8])) -> Result<Sized> {
+    let mut left = len;
+    while left > 0 {
+        if c.pending().is_empty() || c.pending() == b"\r" {
+            // A lone '\r' may be the first half of the line end: see what follows.
+            match c.fill()? {
+                Fill::Data => continue,
+                Fill::Eof => return Err(Error::Io(io::ErrorKind::UnexpectedEof.into())),
+                Fill::WouldBlock => return Err(Error::Io(io::ErrorKind::TimedOut.into())),
+            }
+        }
+        let p = c.pending();
+        let mut take = (p.len() as u64).min(left) as usize;
+        // The byte after those taken tells a line end right after the base64.
+        let look = (take + 1).min(p.len());
+        if let Some(n) = memchr::memchr(b'\n', &p[..look]) {
+            let end = if n > 0 && p[n - 1] == b'\r' { n - 1 } else { n };
+            let whole = end == take;
+            if whole {
+                f(&p[..take]);
+            }
+            c.consume(n + 1);
+            return Ok(if whole {
+                Sized::Matched
+            } else {
+                Sized::Mismatch
+            });
+        }
+        if take == p.len() && p[take - 1] == b'\r' {
+            take -= 1;
+        }
+        f(&p[..take]);
+        c.consume(take);
+        left -= take as u64;
+    }
+    if c.pending().is_empty() {
+        // Whatever this finds, the request is complete: the line end, more of
+        // the line, nothing yet, or the client's end.
+        c.fill_nonblocking()?;
+    }
+    match c.pending() {
+        [] | [b'\r'] => {
+            c.consume(c.pending().len());
+            Ok(Sized::Matched)
+        }
+        [b'\n', ..] => {
+            c.consume(1);
+            Ok(Sized::Matched)
+        }
+        [b'\r', b'\n', ..] => {
+            c.consume(2);
+            Ok(Sized::Matched)
+        }
+        _ => {
+            // More base64 than the length said: skip the rest of the line.
+            let rest = limit.saturating_sub(len);
+            Ok(if stream_line(c, rest, |_| {})? {
+                Sized::Mismatch
+            } else {
+                Sized::TooLong
+            })
+        }
     }
 }
 

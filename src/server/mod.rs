@@ -74,6 +74,9 @@ pub struct ServerConfig {
     pub fsync: bool,
     pub limits: Limits,
     pub drain_timeout: Duration,
+    /// How long a client must be quiet on a line without `\n` before it is
+    /// taken as a request (PROTOCOL.md, "Unterminated requests"); zero: never.
+    pub unterminated_wait: Duration,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             fsync: true,
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(30),
+            unterminated_wait: Duration::from_millis(100),
         }
     }
 }
@@ -161,6 +165,7 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         limits: cfg.limits.clone(),
         max_connections: connection_cap(cfg.max_connections, nofile, cfg.pool),
         drain_timeout: cfg.drain_timeout,
+        unterminated_wait: (!cfg.unterminated_wait.is_zero()).then_some(cfg.unterminated_wait),
     };
     let result = match process_pool {
         Some(pool) => Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run(),

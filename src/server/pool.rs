@@ -34,11 +34,35 @@ pub struct PoolConfig {
     pub stats: Arc<ServerStats>,
 }
 
-/// A connection with a complete request line (or a line at the limit), ready to serve.
+/// Bytes read from a connection and not consumed yet, and how the last of
+/// them arrived (see [`Burst`](crate::protocol::unterminated::Burst)).
+#[derive(Debug, Default)]
+pub struct Unread {
+    pub bytes: Vec<u8>,
+    /// The size of the latest burst of reads: the last `burst` bytes came in it.
+    pub burst: usize,
+}
+
+/// How a job's unread bytes are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// They begin with a whole request line (or a line at the limit).
+    Line,
+    /// They are one request without its line end that the client has been
+    /// quiet on for the unterminated wait: serve it as if it ended there.
+    Unterminated,
+    /// The same, but it may not be served that way: answer
+    /// [`REFUSED`](crate::protocol::unterminated::REFUSED) and drop it.
+    Refused,
+}
+
+/// A connection with a request to serve: a complete line (or a line at the
+/// limit), or an unterminated request the event loop has judged.
 pub struct Job {
     pub stream: TcpStream,
     /// Bytes already read by the acceptor.
-    pub pending: Vec<u8>,
+    pub unread: Unread,
+    pub start: Start,
     pub peer: SocketAddr,
 }
 
@@ -47,8 +71,9 @@ pub struct Job {
 #[derive(Debug)]
 pub enum AfterTask {
     /// Keep it: open with nothing complete waiting, so it goes back to the
-    /// event loop to wait for its next request (with the bytes of a partial line).
-    Keep(TcpStream, Vec<u8>),
+    /// event loop to wait for its next request (with the bytes of a partial
+    /// line, whose unterminated wait the event loop keeps).
+    Keep(TcpStream, Unread),
     /// Closing after a fatal error, its write side already shut: the event loop
     /// discards what the client still sends until it closes or a short deadline
     /// passes, so the client reads the ERROR instead of a reset, and no worker

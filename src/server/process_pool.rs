@@ -30,7 +30,9 @@ use mio::{Interest, Registry, Token};
 use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
 use crate::server::conn::{self, Ctx};
-use crate::server::pool::{AfterTask, Job, PoolConfig, Returned, WorkerPool, POOL_TOKEN_BASE};
+use crate::server::pool::{
+    AfterTask, Job, PoolConfig, Returned, Start, Unread, WorkerPool, POOL_TOKEN_BASE,
+};
 use crate::server::stats::{Counter, ServerStats, TaskStats};
 use crate::store::Store;
 use crate::sys::fdpass;
@@ -87,16 +89,32 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn encode_job(pending: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(5 + pending.len());
+/// How a job's bytes are taken, on the wire.
+const START_LINE: u8 = 0;
+const START_UNTERMINATED: u8 = 1;
+const START_REFUSED: u8 = 2;
+
+/// A job's body: how its bytes are taken, how the last of them arrived, the bytes.
+fn encode_job(unread: &Unread, start: Start) -> Vec<u8> {
+    let mut b = Vec::with_capacity(14 + unread.bytes.len());
     b.push(JOB);
-    b.extend_from_slice(&(pending.len() as u32).to_le_bytes());
-    b.extend_from_slice(pending);
+    b.push(match start {
+        Start::Line => START_LINE,
+        Start::Unterminated => START_UNTERMINATED,
+        Start::Refused => START_REFUSED,
+    });
+    b.extend_from_slice(&(unread.burst as u64).to_le_bytes());
+    b.extend_from_slice(&(unread.bytes.len() as u32).to_le_bytes());
+    b.extend_from_slice(&unread.bytes);
     b
 }
 
 enum ToWorker {
-    Job { stream: TcpStream, pending: Vec<u8> },
+    Job {
+        stream: TcpStream,
+        unread: Unread,
+        start: Start,
+    },
     Drain,
 }
 
@@ -104,14 +122,22 @@ fn decode_to_worker(f: Frame) -> io::Result<ToWorker> {
     let mut c = Cursor(&f.body);
     match (c.u8()?, f.fd) {
         (JOB, Some(fd)) => {
+            let start = match c.u8()? {
+                START_LINE => Start::Line,
+                START_UNTERMINATED => Start::Unterminated,
+                START_REFUSED => Start::Refused,
+                _ => return Err(bad("a job with an unknown start")),
+            };
+            let burst = c.u64()? as usize;
             let n = c.u32()? as usize;
-            let pending = c.take(n)?.to_vec();
+            let bytes = c.take(n)?.to_vec();
             if !c.0.is_empty() {
                 return Err(bad("bytes after a job"));
             }
             Ok(ToWorker::Job {
                 stream: TcpStream::from(fd),
-                pending,
+                unread: Unread { bytes, burst },
+                start,
             })
         }
         (DRAIN, None) if c.0.is_empty() => Ok(ToWorker::Drain),
@@ -134,22 +160,26 @@ struct DoneMessage {
 
 impl DoneMessage {
     /// The body, and the descriptor to send with it (none when closed); a
-    /// kept connection's partial line ends the body.
+    /// kept connection's partial line (after the size of its latest burst)
+    /// ends the body.
     fn encode(self) -> (Vec<u8>, Option<OwnedFd>) {
         let (kind, rest, fd) = match self.after {
             AfterTask::Keep(s, rest) => (AFTER_KEEP, rest, Some(OwnedFd::from(s))),
-            AfterTask::Linger(s) => (AFTER_LINGER, Vec::new(), Some(OwnedFd::from(s))),
-            AfterTask::Close => (AFTER_CLOSE, Vec::new(), None),
+            AfterTask::Linger(s) => (AFTER_LINGER, Unread::default(), Some(OwnedFd::from(s))),
+            AfterTask::Close => (AFTER_CLOSE, Unread::default(), None),
         };
         let r = &self.stats;
-        let mut b = Vec::with_capacity(27 + rest.len());
+        let mut b = Vec::with_capacity(35 + rest.bytes.len());
         b.push(DONE);
         b.push(r.ok as u8);
         for v in [r.bytes_in, r.bytes_out, r.requests] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.push(kind);
-        b.extend_from_slice(&rest);
+        if kind == AFTER_KEEP {
+            b.extend_from_slice(&(rest.burst as u64).to_le_bytes());
+            b.extend_from_slice(&rest.bytes);
+        }
         (b, fd)
     }
 
@@ -166,7 +196,11 @@ impl DoneMessage {
             requests: c.u64()?,
         };
         let after = match (c.u8()?, f.fd) {
-            (AFTER_KEEP, Some(fd)) => AfterTask::Keep(TcpStream::from(fd), c.0.to_vec()),
+            (AFTER_KEEP, Some(fd)) => {
+                let burst = c.u64()? as usize;
+                let bytes = c.0.to_vec();
+                AfterTask::Keep(TcpStream::from(fd), Unread { bytes, burst })
+            }
             (AFTER_LINGER, Some(fd)) if c.0.is_empty() => AfterTask::Linger(TcpStream::from(fd)),
             (AFTER_CLOSE, None) if c.0.is_empty() => AfterTask::Close,
             _ => return Err(bad("done message and descriptor do not match")),
@@ -416,7 +450,7 @@ impl ProcessPool {
             let Some(job) = self.queue.pop_front() else {
                 return;
             };
-            let body = encode_job(&job.pending);
+            let body = encode_job(&job.unread, job.start);
             if let Some(w) = self.slots[id].worker.as_mut() {
                 w.writer.push(&body, Some(OwnedFd::from(job.stream)));
                 w.busy = Some(job.peer);
@@ -629,12 +663,16 @@ fn worker_main(
                 return 1;
             }
         };
-        let (stream, pending) = match msg {
+        let (stream, unread, start) = match msg {
             ToWorker::Drain => {
                 draining = true;
                 continue;
             }
-            ToWorker::Job { stream, pending } => (stream, pending),
+            ToWorker::Job {
+                stream,
+                unread,
+                start,
+            } => (stream, unread, start),
         };
         let stats_json = || stats.to_json();
         // Anything on the channel while busy is "drain" or its end (the
@@ -646,7 +684,7 @@ fn worker_main(
             stats_json: &stats_json,
             draining: &is_draining,
         };
-        let (after, stats) = conn::serve(stream, pending, &ctx);
+        let (after, stats) = conn::serve(stream, unread, start, &ctx);
         crate::log::debug(format_args!("worker {id} done: {stats:?}"));
         let (body, fd) = DoneMessage { stats, after }.encode();
         if let Err(e) = channel::send_blocking(chan.as_fd(), &body, fd) {
@@ -699,7 +737,13 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (kept, fd) = DoneMessage {
             stats: r,
-            after: AfterTask::Keep(client, b"LI".to_vec()),
+            after: AfterTask::Keep(
+                client,
+                Unread {
+                    bytes: b"LI".to_vec(),
+                    burst: 2,
+                },
+            ),
         }
         .encode();
         let done = DoneMessage::decode(Frame {
@@ -709,7 +753,7 @@ mod tests {
         .unwrap();
         match done.after {
             AfterTask::Keep(s, rest) => {
-                assert_eq!(rest, b"LI");
+                assert_eq!((&rest.bytes[..], rest.burst), (&b"LI"[..], 2));
                 assert_eq!(
                     s.local_addr().unwrap().ip(),
                     listener.local_addr().unwrap().ip()
@@ -729,11 +773,34 @@ mod tests {
         })
         .is_err());
         // A job without its descriptor.
+        let job = Unread {
+            bytes: b"LIST\nDEL".to_vec(),
+            burst: 3,
+        };
         assert!(decode_to_worker(Frame {
-            body: encode_job(b"LIST\n"),
+            body: encode_job(&job, Start::Line),
             fd: None,
         })
         .is_err());
+        // A job travels with how its bytes are taken and how they came.
+        for start in [Start::Line, Start::Unterminated, Start::Refused] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            match decode_to_worker(Frame {
+                body: encode_job(&job, start),
+                fd: Some(OwnedFd::from(client)),
+            }) {
+                Ok(ToWorker::Job {
+                    unread, start: s, ..
+                }) => {
+                    assert_eq!(
+                        (unread.bytes, unread.burst, s),
+                        (job.bytes.clone(), 3, start)
+                    );
+                }
+                _ => panic!("{start:?} did not round-trip"),
+            }
+        }
         assert!(matches!(
             decode_to_worker(Frame {
                 body: vec![DRAIN],

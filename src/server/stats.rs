@@ -27,8 +27,12 @@ pub enum Counter {
     WorkersRestarted = 0,
     ConnectionsAccepted = 1,
     ConnectionsTimedOut = 2,
+    /// Requests without a line end taken as requests after the unterminated wait.
+    UnterminatedRequests = 3,
+    /// Requests without a line end refused (split over several bursts).
+    UnterminatedRefused = 4,
 }
-const SERVER_COUNTERS: usize = 3;
+const SERVER_COUNTERS: usize = 5;
 
 /// A worker's counters, in this order after the server-wide ones.
 const PID: usize = 0;
@@ -123,6 +127,14 @@ impl ServerStats {
             .num(
                 "connections_timed_out",
                 self.get(Counter::ConnectionsTimedOut),
+            )
+            .num(
+                "unterminated_requests",
+                self.get(Counter::UnterminatedRequests),
+            )
+            .num(
+                "unterminated_refused",
+                self.get(Counter::UnterminatedRefused),
             )
             .raw("workers", &format!("[{}]", workers.join(", ")))
             .finish()

@@ -111,7 +111,7 @@ impl WorkerThread {
             // A panic (a bug: client input must never cause one) fails this task
             // only; the worker lives on, so the pool never shrinks.
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                conn::serve(job.stream, job.pending, &ctx)
+                conn::serve(job.stream, job.unread, job.start, &ctx)
             }));
             let (after, stats) = served.unwrap_or_else(|_| {
                 crate::log::info(format_args!(

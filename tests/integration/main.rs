@@ -11,6 +11,8 @@
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
 //! - `guest`: our client against a server that is not ours, the Python
 //!   guest server (`guest/file_server.py`) in both of its modes, and its faults;
+//! - `unterminated`: requests without a line end, as the course's reference
+//!   client sends them (`compat/reference_client.py`), and sized uploads;
 //! - `properties`: property tests of the parser and the base64 decoder;
 //! - `shared_store`: several servers over one store (their temp folders).
 //!
@@ -27,3 +29,4 @@ mod process_pool;
 mod properties;
 mod server;
 mod shared_store;
+mod unterminated;

@@ -182,15 +182,16 @@ proptest! {
         prop_assert_eq!(parse_request(format!("GET {q}").as_bytes()), Ok(Request::Get(name.clone())));
         prop_assert_eq!(parse_request(format!("delete {q}\r").as_bytes()), Ok(Request::Delete(name.clone())));
         prop_assert_eq!(parse_request(format!("UPLOAD {q}").as_bytes()), Ok(Request::Upload(Some(name.clone()))));
-        let line = format!("UPLOAD {q} aGk=");
-        prop_assert_eq!(
-            parse_request(line.as_bytes()),
-            Ok(Request::UploadInline(name.clone(), b"aGk=".to_vec()))
-        );
-        // The streamed head of the same line finds the same name and the body.
-        if let Some((n, at)) = inline_upload_head(line.as_bytes()) {
-            prop_assert_eq!(n, Ok(name.clone()));
-            prop_assert_eq!(&line.as_bytes()[at..], b"aGk=");
+        for (line, sized) in [(format!("UPLOAD {q} aGk="), false), (format!("UPLOAD {q} 4 aGk="), true)] {
+            prop_assert_eq!(
+                parse_request(line.as_bytes()),
+                Ok(Request::UploadInline { name: name.clone(), body: b"aGk=".to_vec(), sized })
+            );
+            // The streamed head of the same line finds the same name and the body.
+            if let Some((n, at)) = inline_upload_head(line.as_bytes()) {
+                prop_assert_eq!(n, Ok(name.clone()));
+                prop_assert_eq!(&line.as_bytes()[at..], b"aGk=");
+            }
         }
     }
 

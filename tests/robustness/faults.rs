@@ -80,12 +80,16 @@ pub fn case_08(mode: Mode) {
 
 /// One slow client: a byte every 0.5 s (inside the 2 s idle timeout) of a line
 /// that never ends. Returns the reason the server gave and when it came.
+///
+/// The name is quoted and the quote never closed: a line that never parses as
+/// a complete request, however long the client stays quiet between bytes
+/// (`GET a`, quiet for the unterminated wait, would be served as a request).
 fn slowloris(addr: SocketAddr) -> (String, Duration) {
     let mut r = raw(addr);
     // The read timeout paces the bytes.
     r.s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let line = [b"GET ".as_slice(), &[b'a'; 200]].concat();
+    let line = [b"GET \"".as_slice(), &[b'a'; 200]].concat();
     let t0 = Instant::now();
     let mut got = Vec::new();
     let mut i = 0;

@@ -1,16 +1,17 @@
-//! Cases 1-7: bad input. Each bad line must get a valid JSON ERROR with a
-//! reason, the connection kept or closed as the issue states, and the store
-//! and everything beside it left as it was.
+//! Cases 1-7 and 19: bad input. Each bad line must get a valid JSON ERROR
+//! with a reason, the connection kept or closed as the issue states, and the
+//! store and everything beside it left as it was. Case 19 sends requests
+//! without a line end: half lines and lines cut in every position.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use fsbench::protocol::base64::encode;
+use fsbench::protocol::base64::{decode, encode};
 use fsbench::server::Mode;
 
-use crate::common::{assert_error, content, temp_count, wait_until, TempDir};
+use crate::common::{assert_error, content, temp_count, wait_until, Raw, TempDir};
 use crate::harness::{bump, peak_kib, ready, ready_wrapped, seed_names, BadInput, Expect, Srv, F};
 
 /// Case 1: Whitespace-only lines, unknown words, a stray ENDUPLOAD: ERROR, kept.
@@ -399,5 +400,138 @@ pub fn case_07(mode: Mode) {
     fs::remove_file(root.join("fifo")).unwrap();
     fs::remove_dir_all(root.join("folder")).unwrap();
     fs::remove_file(root.join("abs-link.txt")).unwrap();
+    s.check(Expect::Unchanged);
+}
+
+/// A stall longer than the server's unterminated wait (100 ms), made on purpose.
+const STALL: Duration = Duration::from_millis(300);
+
+/// The ERROR of a request that changes the store, split by a stall.
+const REFUSED: &str = "unterminated request: end it with \\n";
+
+/// The server's count of refused unterminated requests (0 if it has none: the
+/// case then fails on what it counts, not on the missing field).
+fn refused_count(s: &Srv) -> u64 {
+    let v = s.raw().json(b"STATS");
+    v["data"]["unterminated_refused"].as_u64().unwrap_or(0)
+}
+
+/// Case 19: Requests without a line end. Half lines left quiet past the
+/// unterminated wait are not answered, and once ended get the ERROR of the
+/// line they are. Lines cut in every position, with a stall past the wait
+/// after each part: a split DELETE or inline UPLOAD is refused (counted in
+/// STATS), a part that is a whole request is answered for what it names,
+/// nothing is acted on that the client did not send whole, every reply is
+/// valid JSON and the connection stays in step.
+pub fn case_19(mode: Mode) {
+    let (_d, s) = ready("c19", mode, &["--pool", "2"]);
+    // Half lines, each on its own connection, all quiet at once.
+    let halves: [(&[u8], &str); 11] = [
+        (b"GE", "request tidak dikenali"),
+        (b"GET", "usage: GET <name>"),
+        (b"GET ", "usage: GET <name>"),
+        (b"GET \"seed", "unterminated quote"),
+        (b"DEL", "request tidak dikenali"),
+        (b"DELETE", "usage: DELETE <name>"),
+        (b"DELETE ", "usage: DELETE <name>"),
+        (b"ENDUPL", "request tidak dikenali"),
+        (b"LIST x", "usage: LIST"),
+        (b"GET a b", "usage: GET <name>"),
+        (b"\t", "empty request"),
+    ];
+    let mut conns: Vec<Raw> = halves.iter().map(|_| s.raw()).collect();
+    for (c, (half, _)) in conns.iter_mut().zip(&halves) {
+        c.send(half);
+    }
+    std::thread::sleep(STALL);
+    for (c, (half, want)) in conns.iter_mut().zip(&halves) {
+        bump(&F.bad_inputs, 1);
+        assert!(c.reply_now().is_none(), "{half:?} answered unended");
+        c.send(b"\n");
+        let r = assert_error(&c.reply_json(), String::from_utf8_lossy(half));
+        assert!(r.contains(want), "{half:?}: {r}");
+        assert_eq!(c.list(), seed_names());
+    }
+    drop(conns);
+
+    // Lines cut in every position: the first part, a stall, the rest (still
+    // unended), a stall, then a line end and a marker request. Each cut on its
+    // own connection, all at once. `whole_from`: the shortest first part that
+    // is itself a complete request (answered as one).
+    let lines: [(&[u8], usize); 5] = [
+        (b"DELETE seed-a.bin", 8),
+        (b"UPLOAD new.bin QUJD", 16),
+        (b"GET Photo.JPG", 5),
+        (b"LIST", 5),
+        (b"STATS", 6),
+    ];
+    let refused_before = refused_count(&s);
+    let mut cuts: Vec<(&[u8], usize, Raw)> = Vec::new();
+    for (line, _) in lines {
+        for k in 1..line.len() {
+            cuts.push((line, k, s.raw()));
+        }
+    }
+    for (line, k, c) in &mut cuts {
+        c.send(&line[..*k]);
+    }
+    std::thread::sleep(STALL);
+    for (line, k, c) in &mut cuts {
+        c.send(&line[*k..]);
+    }
+    std::thread::sleep(STALL);
+    let photo = content(3, 3000);
+    let mut refused = 0;
+    for (line, k, c) in &mut cuts {
+        bump(&F.bad_inputs, 1);
+        let what = format!(
+            "{:?} cut after {k}",
+            String::from_utf8_lossy(line).into_owned()
+        );
+        c.send(b"\nGET marker\n");
+        let mut replies = Vec::new();
+        loop {
+            let v = c.reply_json();
+            if v["data"] == "file not found: marker" {
+                break;
+            }
+            replies.push(v);
+        }
+        // The first part answered (it is whole) then the rest, ended, as a
+        // line of its own; or the whole line answered once.
+        let whole_from = lines.iter().find(|l| l.0 == *line).unwrap().1;
+        let want = if *k >= whole_from { 2 } else { 1 };
+        assert_eq!(replies.len(), want, "{what}: {replies:?}");
+        for v in &replies {
+            if v["status"] == "ERROR" {
+                if v["data"] == REFUSED {
+                    refused += 1;
+                }
+                continue;
+            }
+            // Only what reads nothing it should not may succeed, and only whole.
+            match &line[..3] {
+                b"GET" => {
+                    assert_eq!(v["data_namafile"], "Photo.JPG", "{what}");
+                    let got = decode(v["data_file"].as_str().unwrap().as_bytes()).unwrap();
+                    assert!(got == photo, "{what}: other content");
+                }
+                b"LIS" => assert_eq!(v["data"], serde_json::json!(seed_names()), "{what}"),
+                b"STA" => assert_eq!(v["data"]["mode"], mode.name(), "{what}"),
+                _ => panic!("{what}: {v}"),
+            }
+        }
+    }
+    drop(cuts);
+    // Every cut of the DELETE and the UPLOAD before their first whole part
+    // (7 and 15) was refused, and counted so.
+    assert_eq!(refused, 7 + 15, "refusals");
+    assert_eq!(
+        refused_count(&s) - refused_before,
+        22,
+        "STATS unterminated_refused"
+    );
+    assert_eq!(temp_count(&s.root), 0);
+    s.probe();
     s.check(Expect::Unchanged);
 }

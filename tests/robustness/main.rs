@@ -75,6 +75,7 @@ const CASES: &[Case] = &[
     ),
     ("17_upload_delete_race", Modes::Both, faults::case_17),
     ("18_server_kill9_and_restart", Modes::Both, faults::case_18),
+    ("19_unterminated_requests", Modes::Both, input::case_19),
 ];
 
 fn main() {

@@ -456,7 +456,16 @@ def wait_readable(fds, timeout=None):
 
 
 def run_thread_mode(listener, handler, workers, stop):
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
+    # A signal sent to the process may be delivered to any thread that does
+    # not block it; only the main thread runs Python's handlers, and it sits
+    # in poll(): the workers block SIGINT and SIGTERM, so the signal reaches
+    # the main thread and wakes its poll.
+    pool = ThreadPoolExecutor(
+        max_workers=workers,
+        thread_name_prefix="worker",
+        initializer=signal.pthread_sigmask,
+        initargs=(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}),
+    )
     while True:
         ready = wait_readable([listener.fileno(), stop.r])
         if stop.r in ready:

@@ -589,12 +589,20 @@ fn alive_with_mark(mark: &str) -> Vec<String> {
     out
 }
 
-fn interrupt_half_way(sig: i32) {
+/// The Python guest server (`tests/guest/file_server.py`) as a sweep's
+/// `--server-cmd` template, with extra flags of its own.
+fn guest_template(flags: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/file_server.py");
+    format!("python3 {script} --mode {{mode}} --workers {{pool}} --port {{port}} --host {{host}} --root {{root}} {flags}")
+}
+
+fn interrupt_half_way(sig: i32, server_cmd: Option<String>) {
     let modes = server_modes("interrupted sweep");
     let modes_arg: Vec<&str> = modes.iter().map(|m| m.name()).collect();
     let dir = TempDir::new("interrupted");
     let results = dir.path().join("results");
-    let mark = format!("interrupted-{sig}-{}", std::process::id());
+    let who = if server_cmd.is_some() { "guest" } else { "ours" };
+    let mark = format!("interrupted-{sig}-{who}-{}", std::process::id());
     // Bounded: 2000 short scenarios at most; it is stopped long before.
     let mut child = Command::new(BIN)
         .args([
@@ -609,6 +617,7 @@ fn interrupt_half_way(sig: i32) {
             "2",
         ])
         .args(["--modes", &modes_arg.join(" "), "--repeat", "1000"])
+        .args(server_cmd.iter().flat_map(|t| ["--server-cmd", t.as_str()]))
         .arg("--work")
         .arg(dir.path().join("work"))
         .arg("--results")
@@ -667,7 +676,9 @@ fn interrupt_half_way(sig: i32) {
         assert_eq!(r.len(), CSV_HEADER.len());
         assert_eq!(&r[8], "2", "success in {r:?}");
         assert_eq!(&r[9], "0", "fail in {r:?}");
-        assert_eq!(&r[11], "0", "server_fail in {r:?}");
+        // Ours counts its tasks; the guest keeps no counts.
+        let counted = if server_cmd.is_some() { "" } else { "0" };
+        assert_eq!(&r[11], counted, "server_fail in {r:?}");
         for i in [6, 12, 13, 14, 15, 16] {
             r[i].parse::<f64>().unwrap();
         }
@@ -684,20 +695,25 @@ fn interrupt_half_way(sig: i32) {
     );
     assert_eq!(
         std::fs::read_dir(dir.path().join("work/store/.tmp"))
-            .unwrap()
-            .count(),
+            .map(|d| d.count())
+            .unwrap_or(0),
         0
     );
 }
 
 #[test]
 fn a_sweep_stopped_by_sigint_keeps_its_rows_and_leaves_no_process() {
-    interrupt_half_way(fsbench::sys::SIGINT);
+    interrupt_half_way(fsbench::sys::SIGINT, None);
+}
+
+#[test]
+fn a_sweep_of_another_server_stopped_by_sigint_leaves_none_of_its_processes() {
+    interrupt_half_way(fsbench::sys::SIGINT, Some(guest_template("")));
 }
 
 #[test]
 fn a_sweep_stopped_by_sigterm_keeps_its_rows_and_leaves_no_process() {
-    interrupt_half_way(fsbench::sys::SIGTERM);
+    interrupt_half_way(fsbench::sys::SIGTERM, None);
 }
 
 /// Runs `fsbench sweep` with `args` in `dir` (its own work and results),
@@ -866,5 +882,125 @@ fn a_template_server_that_fails_fails_its_scenario_with_the_cause_and_the_sweep_
     for r in &rows {
         assert_eq!(r["success"], "1", "{r:?}");
         assert!(r["errors"].contains("server killed"), "{r:?}");
+    }
+}
+
+#[test]
+fn a_quick_sweep_of_the_python_guest_reads_every_upload_back_and_keeps_no_counts() {
+    let dir = TempDir::new("guest-sweep");
+    let mark = format!("guest-sweep-{}", std::process::id());
+    let template = guest_template("");
+    let (code, progress, rows, meta) = sweep_marked(
+        &dir,
+        &mark,
+        &[
+            "--quick",
+            "--servers",
+            "1 5",
+            "--volumes",
+            "10KB",
+            "--drain-timeout",
+            "5",
+            "--server-cmd",
+            &template,
+        ],
+    );
+    assert_eq!(code, Some(0), "{progress}");
+    assert_eq!(rows.len(), 2 * 2 * 3 * 3, "{progress}");
+    for r in &rows {
+        assert_eq!(r["server"], "python3");
+        assert_eq!(
+            (r["success"].as_str(), r["errors"].as_str()),
+            (r["client_pool"].as_str(), ""),
+            "{r:?}"
+        );
+        assert_eq!(
+            (r["server_success"].as_str(), r["server_fail"].as_str()),
+            ("", ""),
+            "{r:?}"
+        );
+    }
+    assert!(meta["client_pool"]["upload_check"]
+        .as_str()
+        .unwrap()
+        .starts_with("readback"));
+    assert!(
+        progress.contains("the server keeps no task counts")
+            || progress.contains("keeps no task counts"),
+        "{progress}"
+    );
+    // Every upload was DELETEd (the guest has DELETE): none is left.
+    assert_eq!(
+        store_names(&dir.path().join("work/store")),
+        ["file_10KB.bin"]
+    );
+    assert_eq!(alive_with_mark(&mark), Vec::<String>::new());
+}
+
+#[test]
+fn the_guests_faults_each_fail_with_their_cause_and_the_sweep_goes_on() {
+    let run = |tag: &str, flags: &str, op: &str| {
+        let dir = TempDir::new(tag);
+        let mark = format!("{tag}-{}", std::process::id());
+        let template = guest_template(flags);
+        let got = sweep_marked(
+            &dir,
+            &mark,
+            &[
+                "--modes",
+                "thread process",
+                "--ops",
+                op,
+                "--volumes",
+                "300KB",
+                "--clients",
+                "2",
+                "--servers",
+                "2",
+                "--server-start-timeout",
+                "2",
+                "--drain-timeout",
+                "1",
+                "--server-cmd",
+                &template,
+            ],
+        );
+        assert_eq!(
+            alive_with_mark(&mark),
+            Vec::<String>::new(),
+            "{tag}: left behind"
+        );
+        got
+    };
+    let causes = |rows: &[HashMap<String, String>]| -> Vec<String> {
+        rows.iter().map(|r| r["errors"].clone()).collect()
+    };
+    let (code, _, rows, _) = run("corrupt", "--corrupt-download", "download");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        causes(&rows),
+        ["verification mismatch: 2", "verification mismatch: 2"]
+    );
+    let (code, _, rows, _) = run("truncate", "--truncate-upload", "upload");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        causes(&rows),
+        ["content mismatch: 2", "content mismatch: 2"]
+    );
+    let (code, progress, rows, _) = run("never-ready", "--never-ready", "download");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        causes(&rows),
+        ["server not ready: 2", "server not ready: 2"],
+        "{progress}"
+    );
+    let (code, _, rows, _) = run("ignores-term", "--ignore-sigterm", "download");
+    assert_eq!(code, Some(1));
+    for r in &rows {
+        assert_eq!(r["success"], "2", "{r:?}");
+        assert_eq!(
+            r["errors"], "server killed: it did not stop after SIGTERM: 1",
+            "{r:?}"
+        );
     }
 }

@@ -601,7 +601,11 @@ fn interrupt_half_way(sig: i32, server_cmd: Option<String>) {
     let modes_arg: Vec<&str> = modes.iter().map(|m| m.name()).collect();
     let dir = TempDir::new("interrupted");
     let results = dir.path().join("results");
-    let who = if server_cmd.is_some() { "guest" } else { "ours" };
+    let who = if server_cmd.is_some() {
+        "guest"
+    } else {
+        "ours"
+    };
     let mark = format!("interrupted-{sig}-{who}-{}", std::process::id());
     // Bounded: 2000 short scenarios at most; it is stopped long before.
     let mut child = Command::new(BIN)

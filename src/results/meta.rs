@@ -13,6 +13,10 @@ use crate::results::machine::{Git, Machine};
 pub struct Metadata {
     /// `fsbench <version> sweep`.
     pub tool: String,
+    /// What `fsbench --version` prints: the version and the commit built
+    /// from (empty in files written before it was recorded).
+    #[serde(default)]
+    pub version: String,
     pub csv: String,
     pub start: String,
     pub end: Option<String>,

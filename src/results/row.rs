@@ -257,6 +257,11 @@ pub fn read_sweep_csv(path: &Path) -> Result<SweepCsv, ReadError> {
         let row = record.deserialize::<Row>(Some(&header)).map_err(|e| {
             let mut f = csv_fault(path, &columns, e);
             f.line = f.line.or(line);
+            // A word column's own error (serde's custom message) comes
+            // without its field: find the column whose word does not parse.
+            if f.column.is_none() {
+                f.column = bad_word(&columns, &record);
+            }
             if let Some(value) = f.column.as_ref().and_then(|(n, _)| record.get(n - 1)) {
                 f.msg = format!("{value:?} is {}", f.msg);
             }
@@ -272,6 +277,21 @@ pub fn read_sweep_csv(path: &Path) -> Result<SweepCsv, ReadError> {
         ));
     }
     Ok(SweepCsv { rows, columns })
+}
+
+/// The first of the columns written as words (mode, operation, volume)
+/// whose value does not parse.
+fn bad_word(columns: &[String], record: &csv::StringRecord) -> Option<(usize, String)> {
+    columns.iter().enumerate().find_map(|(i, name)| {
+        let v = record.get(i)?;
+        let bad = match name.as_str() {
+            "mode" => v.parse::<Mode>().is_err(),
+            "operation" => v.parse::<Op>().is_err(),
+            "volume" => v.parse::<Volume>().is_err(),
+            _ => false,
+        };
+        bad.then(|| (i + 1, name.clone()))
+    })
 }
 
 /// A `csv` error as a [`ReadError`]: its line, and its column by number and name.
@@ -386,8 +406,19 @@ mod tests {
             .replace(",process,", ",proccess,");
         std::fs::write(&path, text).unwrap();
         let e = read_csv(&path).unwrap_err().to_string();
-        assert!(e.contains(&path.display().to_string()), "{e}");
-        assert!(e.contains("proccess"), "{e}");
+        assert_eq!(
+            e,
+            format!(
+                "{}: line 2, column 2 (mode): \"proccess\" is not valid: \
+                 unknown mode \"proccess\" (thread or process)",
+                path.display()
+            )
+        );
+        // A row cut short.
+        std::fs::write(&path, format!("{}\nx,thread,1\n", CSV_HEADER.join(","))).unwrap();
+        let e = read_sweep_csv(&path).unwrap_err();
+        assert_eq!((e.line, e.column.clone()), (Some(2), None));
+        assert_eq!(e.msg, "3 fields where the header has 24");
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -510,6 +510,17 @@ impl YAxis {
         }
     }
 
+    /// Linear from 0 whatever the values.
+    fn linear_fit(points: &[f64], bar_ends: &[f64]) -> YAxis {
+        let max = points
+            .iter()
+            .chain(bar_ends)
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        YAxis::linear(if max > 0.0 { max * 1.08 } else { 1.0 })
+    }
+
     fn linear(top: f64) -> YAxis {
         let raw = top / 5.0;
         let mag = 10f64.powf(raw.log10().floor());
@@ -674,7 +685,11 @@ impl Chart {
                 .map_err(plot_err)?;
             // One y axis for all panels, so the sides compare at a glance.
             let (points, bars) = self.values();
-            let y = YAxis::fit(&points, &bars);
+            let y = match self.layout {
+                Layout::Lines { .. } => YAxis::fit(&points, &bars),
+                // A bar's length is its value: never on a log axis.
+                Layout::Bars { .. } => YAxis::linear_fit(&points, &bars),
+            };
             let areas = plot.split_evenly((1, self.panels.len()));
             for (panel, area) in self.panels.iter().zip(&areas) {
                 self.draw_panel(panel, area, &y)?;
@@ -773,10 +788,20 @@ impl Chart {
         let n = panel.series.len();
         match &self.layout {
             Layout::Lines { .. } => {
-                // Series side by side around each slot, so bars do not hide each other.
-                let spread = (0.24f64).min(0.045 * n as f64);
+                // Series side by side around each slot, so bars do not hide
+                // each other; without bars, on the slot.
+                let any_bar = panel
+                    .series
+                    .iter()
+                    .flat_map(|s| &s.points)
+                    .any(|p| p.bar.is_some());
+                let spread = if any_bar {
+                    (0.24f64).min(0.045 * n as f64)
+                } else {
+                    0.0
+                };
                 for (j, s) in panel.series.iter().enumerate() {
-                    let dx = if n > 1 {
+                    let dx = if n > 1 && spread > 0.0 {
                         -spread / 2.0 + spread * j as f64 / (n - 1) as f64
                     } else {
                         0.0

@@ -8,6 +8,8 @@
 //! - `process_pool`: process mode (pre-forked workers fed over SCM_RIGHTS);
 //! - `load`: the client pool and the sweep;
 //! - `compat`: the old Python clients (`compat/compat_client.py`);
+//! - `report`: `fsbench report` and `compare` on a committed fixture
+//!   (`fixtures/quick3.csv`) and on synthetic CSVs, and every bad input;
 //! - `properties`: property tests of the parser and the base64 decoder.
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
@@ -20,4 +22,5 @@ mod compat;
 mod load;
 mod process_pool;
 mod properties;
+mod report;
 mod server;

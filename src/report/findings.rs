@@ -113,16 +113,108 @@ fn failed(s: &Scenario<'_>) -> Option<Failed> {
             causes.push(c);
         }
     }
+    let client_fails: usize = bad.iter().map(|r| r.fail).sum();
     Some(Failed {
         key: s.key,
         failed: bad.len(),
         repeats: s.rows.len(),
-        client_fails: bad.iter().map(|r| r.fail).sum(),
+        client_fails,
         server_fails: bad.iter().map(|r| r.server_fail).sum(),
-        causes: if causes.is_empty() {
-            "no client error recorded: the server counted failed tasks".to_string()
-        } else {
-            causes.join("; ")
+        causes: match (causes.is_empty(), client_fails) {
+            (false, _) => causes.join("; "),
+            (true, 0) => "every client succeeded; the server counted failed tasks".into(),
+            (true, _) => "no cause in the CSV's errors column".into(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::row::SweepCsv;
+    use crate::results::Row;
+    use crate::scenario::{Op, Volume};
+    use crate::server::Mode;
+
+    fn row(clients: usize, fail: usize, server_fail: u64, errors: &str, cpu: (f64, f64)) -> Row {
+        Row {
+            timestamp: "t".into(),
+            mode: Mode::Thread,
+            server_pool: 1,
+            operation: Op::Download,
+            volume: Volume::kb(10),
+            client_pool: clients,
+            avg_time_s: 0.01,
+            throughput_bps: 1e6,
+            success: clients - fail,
+            fail,
+            server_success: (clients - fail) as u64,
+            server_fail,
+            p50_s: 0.01,
+            p90_s: 0.01,
+            p99_s: 0.01,
+            max_s: 0.01,
+            wall_s: 0.01,
+            aggregate_bps: 1e6,
+            bytes_verified: 10240,
+            errors: errors.into(),
+            server_cpu_s: cpu.0,
+            client_cpu_s: cpu.1,
+            server_mem_mib: 1.0,
+            client_mem_mib: 1.0,
+        }
+    }
+
+    fn run(rows: Vec<Row>, columns: &[&str]) -> Run {
+        Run {
+            label: "r".into(),
+            path: "r.csv".into(),
+            csv: SweepCsv {
+                rows,
+                columns: columns.iter().map(|c| c.to_string()).collect(),
+            },
+            meta: Err("none".into()),
+        }
+    }
+
+    #[test]
+    fn failures_cpu_and_noise_are_found_per_scenario() {
+        let all = crate::results::CSV_HEADER;
+        let r = run(
+            vec![
+                // Scenario x1: a timeout in one repeat of two.
+                row(1, 1, 0, "timeout: 1", (0.0, 0.0)),
+                row(1, 0, 0, "", (0.0, 0.0)),
+                // x2: the server alone counted a failure; pool heavier by 20 ms.
+                row(2, 0, 1, "", (0.10, 0.12)),
+                // x3: the pool heavier by 5 ms only: within a 10 ms tick.
+                row(3, 0, 0, "", (0.100, 0.105)),
+            ],
+            &all,
+        );
+        let f = Findings::of(&r);
+        assert_eq!(f.scenarios, 3);
+        assert_eq!(f.failed.len(), 2);
+        assert_eq!(
+            (
+                f.failed[0].failed,
+                f.failed[0].repeats,
+                f.failed[0].client_fails
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(f.failed[0].causes, "timeout: 1");
+        assert_eq!(
+            f.failed[1].causes,
+            "every client succeeded; the server counted failed tasks"
+        );
+        let heavy = f.cpu_heavy_pool.unwrap();
+        assert_eq!(heavy.len(), 1);
+        assert_eq!(heavy[0].key.client_pool, 2);
+        // x1 is repeated, with no spread at all: not noisy.
+        assert_eq!(f.noisy, Some(Vec::new()));
+        // Without the CPU columns nothing is claimed about the CPU.
+        let old = run(r.csv.rows.clone(), &all[..20]);
+        assert_eq!(Findings::of(&old).cpu_heavy_pool, None);
+    }
 }

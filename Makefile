@@ -24,7 +24,7 @@ SERVER_LABEL ?=
 SERVER_FLAGS = $(if $(SERVER_CMD),--server-cmd '$(SERVER_CMD)') $(if $(SERVER_LABEL),--server-label '$(SERVER_LABEL)')
 SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
 
-.PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick bench bench-cpu bench-codec
+.PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick report bench bench-cpu bench-codec
 
 help:
 	@echo "make build                     release build of target/release/fsbench"
@@ -36,6 +36,8 @@ help:
 	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
 	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
 	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
+	@echo "                                (both end by writing the HTML report beside the CSV)"
+	@echo "make report                     the newest results/stress_*.csv as an HTML report beside it"
 	@echo "make bench                      10 and 100 MB, 1 and 50 clients, server pool 5, each twice (about 2 min)"
 	@echo "make bench-codec                one core's GB/s for base64, line search, content and SHA-256, old way and new"
 	@echo "make bench-cpu                  CPU-seconds per GB on each side: download and upload, 100 MB x 5 clients, server pool 5, 3 times"
@@ -57,6 +59,13 @@ stress: build
 # Volumes and client pools are fixed here; MODES, OPS, SERVERS and REPEAT still apply.
 stress-quick: build
 	$(BIN) sweep --quick $(SWEEP_MATRIX) $(SERVER_FLAGS) $(SWEEP_FLAGS)
+
+# The newest stress CSV's report, beside it (named with -o, so the one the
+# sweep wrote is replaced). `fsbench report A.csv B.csv` draws two runs together.
+report: build
+	@csv=$$(ls -t results/stress_*.csv 2>/dev/null | head -1); \
+	if [ -z "$$csv" ]; then echo "make report: no results/stress_*.csv (run make stress first)" >&2; exit 2; fi; \
+	$(BIN) report "$$csv" -o "$${csv%.csv}.html"
 
 bench: build
 	$(BIN) sweep --prefix bench --modes "$(MODES)" --ops "download upload list" --volumes "10 100" --clients "1 50" --servers 5 --repeat 2 $(SWEEP_FLAGS)

@@ -7,6 +7,7 @@
 //! - [`load`]: the client pool and the scenario sweep;
 //! - [`launch`]: starting, tracking, measuring and stopping the processes they run;
 //! - [`results`]: the typed CSV row and metadata a sweep writes and reads back;
+//! - [`report`]: the results read back for a person: the HTML report, compare, repeats;
 //! - [`scenario`]: operations and volumes, the words a scenario is named with;
 //! - [`cli`]: the command line of the `fsbench` binary;
 //! - [`sys`]: the one module with `unsafe` and `libc`.
@@ -18,6 +19,7 @@ pub mod launch;
 pub mod load;
 pub mod log;
 pub mod protocol;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod server;

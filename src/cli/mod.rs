@@ -1,5 +1,6 @@
 //! The command line of the `fsbench` binary, and the one module that reads
-//! argv: `serve`, `client`, `pool`, `pool-worker`, `sweep`, `gen-files`, `help`.
+//! argv: `serve`, `client`, `pool`, `pool-worker`, `sweep`, `gen-files`,
+//! `report`, `compare`, `help`, and `--version`.
 //!
 //! Every command goes the way of ripgrep's flags (`lowargs` → `hiargs`): its
 //! flags are first read into a plain struct of the values as given (pico-args
@@ -12,11 +13,13 @@
 //!
 //! - [`serve`]: the file server;
 //! - [`client`]: one request (`list`, `get`, `upload`, `delete`, `stats`);
-//! - [`load`]: the load generator (`pool`, `pool-worker`, `sweep`, `gen-files`).
+//! - [`load`]: the load generator (`pool`, `pool-worker`, `sweep`, `gen-files`);
+//! - [`report`]: a sweep's CSVs read back (`report`, `compare`).
 //!
 //! Exit codes: 0 success; 1 the server answered ERROR, a check or a client
 //! failed, or the command could not finish (the reason on stderr); 2 usage
-//! error (one line and the usage on stderr); a sweep stopped by SIGINT or
+//! error (one line and the usage on stderr) or an input file that cannot be
+//! used (one line naming it, and where in it); a sweep stopped by SIGINT or
 //! SIGTERM exits with 128 + the signal. A reader of stdout that goes away
 //! (`fsbench client list | head -1`) ends any command quietly with 0.
 //!
@@ -26,6 +29,7 @@
 
 mod client;
 mod load;
+mod report;
 mod serve;
 
 use std::convert::Infallible;
@@ -51,12 +55,23 @@ commands:
   pool       N clients doing one operation each, started together
   sweep      the scenario matrix, one fresh server per scenario, CSV in results/
   gen-files  write the test files (file_10MB.bin, ...) and their .sha256 sums
+  report     a sweep's CSV (or several, on the same charts) as one HTML page with charts
+  compare    two sweeps' CSVs, scenario by scenario: ratios, intervals, verdicts
   help       this text (also -h or --help after any command)
+
+fsbench --version (or -V) prints the version and the git commit it was built from.
 ";
 
 /// The whole usage: the commands, then every command's flags.
 fn help_text() -> String {
-    [COMMANDS, serve::FLAGS, client::FLAGS, load::FLAGS].join("\n")
+    [
+        COMMANDS,
+        serve::FLAGS,
+        client::FLAGS,
+        load::FLAGS,
+        report::FLAGS,
+    ]
+    .join("\n")
 }
 
 /// The `fsbench` binary's `main`.
@@ -94,6 +109,12 @@ fn run<W: Write>(mut argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failur
         return help(out);
     }
     match cmd.as_deref() {
+        None if argv.flags.contains(["-V", "--version"]) => {
+            argv.finish().map_err(usage)?;
+            writeln!(out, "{}", crate::results::machine::version())
+                .map_err(|e| Failure::failed("--version", e))?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => Err(usage("missing command".into())),
         Some("help") => help(out),
         Some("serve") => serve::run(argv),
@@ -102,6 +123,8 @@ fn run<W: Write>(mut argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failur
         Some("pool-worker") => load::pool_worker(argv),
         Some("sweep") => load::sweep(argv),
         Some("gen-files") => load::gen_files(argv, out),
+        Some("report") => report::report(argv, out),
+        Some("compare") => report::compare(argv, out),
         Some(other) => Err(usage(format!("unknown command {other:?}"))),
     }
 }
@@ -123,6 +146,9 @@ enum Failure {
     },
     /// The command ran and could not finish: `fsbench <command>: <msg>`, exit 1.
     Failed { command: &'static str, msg: String },
+    /// An input the command cannot use (a CSV that is no sweep's, a file it
+    /// must not replace): `fsbench <command>: <msg>`, exit 2, no usage.
+    Input { command: &'static str, msg: String },
 }
 
 impl Failure {
@@ -140,6 +166,13 @@ impl Failure {
         }
     }
 
+    fn input(command: &'static str, msg: impl fmt::Display) -> Failure {
+        Failure::Input {
+            command,
+            msg: msg.to_string(),
+        }
+    }
+
     /// What goes to stderr.
     fn message(&self) -> String {
         match self {
@@ -148,13 +181,15 @@ impl Failure {
                 flags: Some(flags),
             } => format!("fsbench: {msg}\n\n{COMMANDS}\n{flags}"),
             Failure::Usage { msg, flags: None } => format!("fsbench: {msg}\n\n{}", help_text()),
-            Failure::Failed { command, msg } => format!("fsbench {command}: {msg}"),
+            Failure::Failed { command, msg } | Failure::Input { command, msg } => {
+                format!("fsbench {command}: {msg}")
+            }
         }
     }
 
     fn exit_code(&self) -> ExitCode {
         match self {
-            Failure::Usage { .. } => ExitCode::from(2),
+            Failure::Usage { .. } | Failure::Input { .. } => ExitCode::from(2),
             Failure::Failed { .. } => ExitCode::from(1),
         }
     }
@@ -544,6 +579,8 @@ mod tests {
             "pool flags:",
             "sweep flags",
             "gen-files flags:",
+            "report flags:",
+            "compare flags:",
         ] {
             assert!(text.contains(section), "{section}");
         }
@@ -564,6 +601,17 @@ mod tests {
                 serve::FLAGS
             )
         );
+    }
+
+    #[test]
+    fn version_prints_the_version_and_the_commit_and_takes_nothing_else() {
+        for flag in ["--version", "-V"] {
+            let (r, text) = run_argv(&[flag]);
+            assert_eq!(r.unwrap(), ExitCode::SUCCESS);
+            assert_eq!(text, format!("{}\n", crate::results::machine::version()));
+        }
+        let f = run_argv(&["--version", "x"]).0.unwrap_err();
+        assert_eq!(f.exit_code(), ExitCode::from(2));
     }
 
     #[test]

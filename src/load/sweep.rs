@@ -445,6 +445,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             sums.display()
         )?;
     }
+    crate::report::at_sweep_end(progress, &csv_path)?;
     writeln!(
         progress,
         "\n{} scenarios in {:.1} s, {}; CSV: {}",
@@ -742,6 +743,7 @@ fn metadata(
     let names = |v: Vec<&str>| v.into_iter().map(String::from).collect();
     Metadata {
         tool: format!("fsbench {} sweep", env!("CARGO_PKG_VERSION")),
+        version: machine::version().into(),
         csv: csv.display().to_string(),
         start: utc_stamp(start),
         end: None,

@@ -48,6 +48,32 @@ pub fn git(exe: &Path) -> Git {
         })
 }
 
+/// `fsbench 0.1.0 (commit 9851efe1a2b3, clean)`: the version and the git
+/// commit this binary was built from (recorded by `build.rs`), as
+/// `fsbench --version` prints it and every results file records it.
+pub fn version() -> &'static str {
+    const DIRTY: &str = env!("FSBENCH_DIRTY");
+    if DIRTY.is_empty() {
+        concat!(
+            "fsbench ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit ",
+            env!("FSBENCH_COMMIT"),
+            ")"
+        )
+    } else {
+        concat!(
+            "fsbench ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit ",
+            env!("FSBENCH_COMMIT"),
+            ", ",
+            env!("FSBENCH_DIRTY"),
+            ")"
+        )
+    }
+}
+
 /// `rustc -V`, if a compiler is on the PATH.
 pub fn rustc() -> Option<String> {
     command_output("rustc", &["-V"])
@@ -106,6 +132,21 @@ fn proc_text(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_names_the_package_and_the_commit() {
+        let v = version();
+        let rest = v
+            .strip_prefix(concat!("fsbench ", env!("CARGO_PKG_VERSION"), " (commit "))
+            .unwrap_or_else(|| panic!("{v}"));
+        let commit = rest.split([',', ')']).next().unwrap();
+        assert!(
+            commit == "unknown"
+                || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{v}"
+        );
+        assert!(v.ends_with(", clean)") || v.ends_with(", dirty)") || v.ends_with(')'));
+    }
 
     #[test]
     fn this_machine_has_cores_memory_and_a_kernel() {

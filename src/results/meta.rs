@@ -13,6 +13,10 @@ use crate::results::machine::{Git, Machine};
 pub struct Metadata {
     /// `fsbench <version> sweep`.
     pub tool: String,
+    /// What `fsbench --version` prints: the version and the commit built
+    /// from (empty in files written before it was recorded).
+    #[serde(default)]
+    pub version: String,
     pub csv: String,
     pub start: String,
     pub end: Option<String>,
@@ -33,7 +37,8 @@ pub struct Metadata {
     pub fsync: bool,
     pub matrix: Matrix,
     /// The server's label (the CSV's `server` column): `fsbench` or the
-    /// `--server-cmd` template's.
+    /// `--server-cmd` template's (empty in metadata from before the column).
+    #[serde(default)]
     pub server: String,
     /// The server command, with MODE and POOL for what each scenario sets
     /// (or the template, with its placeholders).

@@ -13,6 +13,8 @@
 //!   guest server (`guest/file_server.py`) in both of its modes, and its faults;
 //! - `unterminated`: requests without a line end, as the course's reference
 //!   client sends them (`compat/reference_client.py`), and sized uploads;
+//! - `report`: `fsbench report` and `compare` on a committed fixture
+//!   (`fixtures/quick3.csv`) and on synthetic CSVs, and every bad input;
 //! - `properties`: property tests of the parser and the base64 decoder;
 //! - `shared_store`: several servers over one store (their temp folders).
 //!
@@ -27,6 +29,7 @@ mod guest;
 mod load;
 mod process_pool;
 mod properties;
+mod report;
 mod server;
 mod shared_store;
 mod unterminated;

@@ -484,6 +484,7 @@ def worker_main(listener, alive_r, alive_w, stop, handler, index):
     """A worker process: accepts on the shared listener and serves one
     connection at a time, until the parent closes (or loses) its end of the
     alive pipe."""
+    signal.set_wakeup_fd(-1)  # the parent's stop pipe is not ours to write
     os.close(alive_w)
     os.close(stop.r)
     os.close(stop.w)
@@ -564,6 +565,12 @@ def main(argv):
     on_signal = lambda signum, frame: stop.trigger()  # noqa: E731
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, signal.SIG_IGN if args.ignore_sigterm else on_signal)
+    # Whichever thread the kernel gives a signal to, its C-level handler
+    # writes a byte here: the stop pipe becomes readable and every poll() on
+    # it wakes up at once (a Python handler runs only in the main thread, and
+    # only once that thread is awake).
+    os.set_blocking(stop.w, False)
+    signal.set_wakeup_fd(stop.w, warn_on_full_buffer=False)
 
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -243,20 +243,14 @@ pub fn chart(runs: &[Run], kind: Kind, op: Op, volume: Volume) -> Option<Chart> 
                 "Peak of the summed proportional set size of each side's processes: the server and its workers; the client pool and its clients.",
                 "client pool (clients at once)",
                 lines.clone(),
-                vec![
-                    Panel {
-                        title: Some("server".into()),
+                [("server", Metric::ServerMem), ("client pool", Metric::ClientMem)]
+                    .map(|(side, metric)| Panel {
+                        title: Some(side.into()),
                         y_desc: "peak PSS, MB".into(),
                         unit: Unit::MiB,
-                        series: line_series(&runs, op, volume, &client_pools, Metric::ServerMem),
-                    },
-                    Panel {
-                        title: Some("client pool".into()),
-                        y_desc: "peak PSS, MB".into(),
-                        unit: Unit::MiB,
-                        series: line_series(&runs, op, volume, &client_pools, Metric::ClientMem),
-                    },
-                ],
+                        series: line_series(&runs, op, volume, &client_pools, metric),
+                    })
+                    .to_vec(),
                 1240,
                 430,
             )
@@ -268,20 +262,14 @@ pub fn chart(runs: &[Run], kind: Kind, op: Op, volume: Volume) -> Option<Chart> 
                 "User + system CPU-seconds over the pool's run: the server's process tree; the client pool's clients and coordinating thread. The server's is counted in clock ticks.",
                 "client pool (clients at once)",
                 lines,
-                vec![
-                    Panel {
-                        title: Some("server".into()),
+                [("server", Metric::ServerCpu), ("client pool", Metric::ClientCpu)]
+                    .map(|(side, metric)| Panel {
+                        title: Some(side.into()),
                         y_desc: "CPU time".into(),
                         unit: Unit::Seconds,
-                        series: line_series(&runs, op, volume, &client_pools, Metric::ServerCpu),
-                    },
-                    Panel {
-                        title: Some("client pool".into()),
-                        y_desc: "CPU time".into(),
-                        unit: Unit::Seconds,
-                        series: line_series(&runs, op, volume, &client_pools, Metric::ClientCpu),
-                    },
-                ],
+                        series: line_series(&runs, op, volume, &client_pools, metric),
+                    })
+                    .to_vec(),
                 1240,
                 430,
             )

@@ -798,3 +798,28 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Runs one of the tests' Python clients (`tests/compat/NAME`) against
+/// `port` with `args`; returns its exit code and the one JSON object it
+/// printed on stdout (a panic, with its output, when there is none).
+pub fn python_client(name: &str, port: u16, args: &[&str]) -> (i32, Value) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat")
+        .join(name);
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("cannot run python3 (these tests need Python 3)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{name} {args:?}: no JSON answer ({e}); exit {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().expect("exit code"), v)
+}

@@ -6,33 +6,11 @@
 //!
 //! Needs `python3` on the PATH (`.ci/run` installs it); without it these tests fail.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use crate::common::{self, content, sha_hex, Server};
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/compat_client.py")
-}
 
 /// Runs the compatibility client; returns its exit code and the JSON answer it printed.
 fn compat(srv: &Server, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new("python3")
-        .arg(script())
-        .arg("--port")
-        .arg(srv.port().to_string())
-        .args(args)
-        .output()
-        .expect("cannot run python3 (the compatibility tests need Python 3)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "compat {args:?}: no JSON answer ({e}); exit {:?}\nstdout: {stdout}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().expect("exit code"), v)
+    crate::common::python_client("compat_client.py", srv.port(), args)
 }
 
 fn ok(srv: &Server, args: &[&str]) -> serde_json::Value {

@@ -11,8 +11,7 @@
 //! longer than the wait); it never sleeps to wait for the server. Answer times
 //! are checked against a generous bound, not measured for speed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -33,34 +32,12 @@ const MODES: [&str; 2] = ["thread", "process"];
 /// The ERROR of a request that changes the store, split by a stall.
 const REFUSED: &str = "unterminated request: end it with \\n";
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/reference_client.py")
-}
-
 /// Runs the reference-style client; returns its exit code, the server's
 /// answer and the time from its send to the answer's terminator.
 fn reference(srv: &Server, args: &[&str]) -> (i32, Value, Duration) {
-    let out = Command::new("python3")
-        .arg(script())
-        .arg("--port")
-        .arg(srv.port().to_string())
-        .args(args)
-        .output()
-        .expect("cannot run python3 (these tests need Python 3)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "reference {args:?}: no JSON answer ({e}); exit {:?}\nstdout: {stdout}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (code, v) = crate::common::python_client("reference_client.py", srv.port(), args);
     let secs = v["seconds"].as_f64().expect("seconds");
-    (
-        out.status.code().expect("exit code"),
-        v["answer"].clone(),
-        Duration::from_secs_f64(secs),
-    )
+    (code, v["answer"].clone(), Duration::from_secs_f64(secs))
 }
 
 /// The reference client's answer, which must be OK and come within the bound.

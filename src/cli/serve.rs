@@ -5,13 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{at_least_1, opt, opt_path, secs, Argv, Failure, HostPort};
+use super::{at_least_1, flag_err, opt, opt_path, secs, Argv, Failure, HostPort};
+use crate::server::allow::AllowList;
 use crate::server::{Mode, ServerConfig};
 
 pub(super) const FLAGS: &str = "\
 serve flags:
   --host ADDR           listen address (default 127.0.0.1)
   --port N              port, 0 for any free one (default 7000)
+  --allow CIDR[,CIDR...] the networks whose clients are served (IPv4 or IPv6;
+                        a plain address is /32 or /128; the flag may repeat);
+                        others are closed unread. Default: loopback only
+                        (127.0.0.0/8, ::1), and required for any other --host
   --root DIR            the store (default files/)
   --mode thread|process worker pool kind (default thread)
   --pool N              workers (default 5)
@@ -39,6 +44,8 @@ const MAX_UNTERMINATED_WAIT_MS: u64 = 3_600_000;
 #[derive(Debug, Default, PartialEq)]
 struct ServeArgs {
     at: HostPort,
+    /// Every `--allow` value, in order.
+    allow: Vec<String>,
     root: Option<PathBuf>,
     mode: Option<Mode>,
     pool: Option<usize>,
@@ -69,6 +76,9 @@ impl ServeArgs {
         let a = &mut argv.flags;
         let parsed = ServeArgs {
             at: HostPort::parse(a)?,
+            allow: a
+                .values_from_str("--allow")
+                .map_err(|e| flag_err("--allow", e))?,
             root: opt_path(a, "--root")?,
             mode: opt(a, "--mode")?,
             pool: opt(a, "--pool")?,
@@ -103,8 +113,10 @@ impl ServeArgs {
         if self.fsync && self.no_fsync {
             return Err("--fsync and --no-fsync contradict each other".into());
         }
+        let addr = self.at.listen_addr()?;
         let cfg = ServerConfig {
-            addr: self.at.listen_addr()?,
+            addr,
+            allow: allow_list(&self.allow, addr)?,
             root: self.root.unwrap_or(d.root),
             mode: self.mode.unwrap_or(d.mode),
             pool: or(self.pool, "--pool", d.pool)?,
@@ -143,6 +155,24 @@ impl ServeArgs {
             verbose: self.verbose,
         })
     }
+}
+
+/// The networks a server on `addr` serves: those given, or loopback alone
+/// for a server on loopback. Beyond loopback anyone on the network could
+/// reach the server (and delete files), so there `--allow` must say who may.
+fn allow_list(given: &[String], addr: std::net::SocketAddr) -> Result<AllowList, String> {
+    if given.is_empty() {
+        return if addr.ip().is_loopback() {
+            Ok(AllowList::loopback())
+        } else {
+            Err(format!(
+                "--allow is required to listen on {}, which is not loopback: \
+                 name the networks whose clients may connect (e.g. --allow 198.18.0.0/24)",
+                addr.ip()
+            ))
+        };
+    }
+    AllowList::parse(&given.join(",")).map_err(|e| format!("--allow: {e}"))
 }
 
 fn config(argv: Argv) -> Result<Serve, Failure> {
@@ -227,6 +257,8 @@ mod tests {
             "::1",
             "--port",
             "9",
+            "--allow",
+            "::1,10.0.0.0/8",
             "--root",
             "r",
             "--mode",
@@ -259,6 +291,7 @@ mod tests {
         .unwrap();
         let c = &s.cfg;
         assert_eq!(c.addr, "[::1]:9".parse().unwrap());
+        assert_eq!(c.allow.to_string(), "::1/128,10.0.0.0/8");
         assert_eq!(c.root, PathBuf::from("r"));
         assert_eq!(c.mode, Mode::Process);
         assert_eq!(
@@ -302,6 +335,81 @@ mod tests {
             let e = check(&["--unterminated-wait", bad]).unwrap_err();
             assert!(e.contains("--unterminated-wait"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_server_on_loopback_serves_loopback_alone_unless_told() {
+        for host in ["127.0.0.1", "127.0.0.2", "::1"] {
+            let s = check(&["--host", host]).unwrap();
+            assert_eq!(s.cfg.allow, AllowList::loopback(), "{host}");
+        }
+        let s = check(&["--allow", "127.0.0.1"]).unwrap();
+        assert_eq!(s.cfg.allow.to_string(), "127.0.0.1/32");
+    }
+
+    #[test]
+    fn beyond_loopback_allow_is_required_and_taken_as_given() {
+        for (host, shown) in [
+            ("198.18.0.1", "198.18.0.1"),
+            ("0.0.0.0", "0.0.0.0"),
+            ("::", "::"),
+            ("[fd00::1]", "fd00::1"),
+        ] {
+            assert_eq!(
+                check(&["--host", host]).unwrap_err(),
+                format!(
+                    "--allow is required to listen on {shown}, which is not loopback: \
+                     name the networks whose clients may connect (e.g. --allow 198.18.0.0/24)"
+                ),
+                "{host}"
+            );
+        }
+        let f = config(argv(&["--host", "198.18.0.1", "--port", "0"])).unwrap_err();
+        assert!(matches!(f, Failure::Usage { .. }));
+        assert_eq!(f.exit_code(), ExitCode::from(2));
+        let s = check(&["--host", "198.18.0.1", "--allow", "198.18.0.2/32"]).unwrap();
+        assert_eq!(s.cfg.allow.to_string(), "198.18.0.2/32");
+        // Repeated, and as a list: all of them, in order.
+        let s = check(&[
+            "--host",
+            "::",
+            "--allow",
+            "198.18.0.2, 198.18.0.3",
+            "--allow",
+            "fd00::/8",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.cfg.allow.to_string(),
+            "198.18.0.2/32,198.18.0.3/32,fd00::/8"
+        );
+    }
+
+    #[test]
+    fn a_bad_network_is_a_usage_error_naming_it() {
+        for (args, msg) in [
+            (
+                &["--host", "198.18.0.1", "--allow", "198.18.0.0/33"][..],
+                "--allow: \"198.18.0.0/33\": the prefix must be 0 to 32",
+            ),
+            (
+                &["--allow", "127.0.0.1,localhost"],
+                "--allow: \"localhost\": not an IPv4 or IPv6 address",
+            ),
+            (
+                &["--allow", "10.0.0.0/8", "--allow", "10.1.0.0/8"],
+                "--allow: \"10.1.0.0/8\": bits are set past the prefix \
+                 (the network is 10.0.0.0/8, the host 10.1.0.0)",
+            ),
+            (
+                &["--allow", ""],
+                "--allow: \"\": not an IPv4 or IPv6 address",
+            ),
+        ] {
+            assert_eq!(check(args).unwrap_err(), msg, "{args:?}");
+        }
+        let e = check(&["--allow"]).unwrap_err();
+        assert!(e.contains("--allow"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! A silent client therefore never holds a worker. When the pool has no room,
 //! ready connections wait here and the loop stops accepting, so newcomers wait
 //! in the kernel's backlog instead of being refused.
+//! A connection from outside the allowed networks (`serve --allow`) is closed
+//! as soon as it is accepted, before a byte of it is read, and only counted.
 //! The acceptor never does blocking I/O and never serves a request itself.
 
 use std::collections::VecDeque;
@@ -26,6 +28,7 @@ use slab::Slab;
 
 use crate::protocol::unterminated::{self, Burst, Verdict};
 use crate::protocol::{empty_lines_len, json, Limits};
+use crate::server::allow::AllowList;
 use crate::server::pool::{AfterTask, Job, Returned, Start, Unread, WorkerPool, POOL_TOKEN_BASE};
 use crate::server::stats::{Counter, ServerStats};
 
@@ -81,6 +84,8 @@ pub struct AcceptorConfig {
     /// How long a client must be quiet on a line without `\n` before it is
     /// judged as an unterminated request; `None`: never.
     pub unterminated_wait: Option<Duration>,
+    /// The networks whose clients are served.
+    pub allow: AllowList,
 }
 
 pub struct Acceptor<P: WorkerPool> {
@@ -241,6 +246,12 @@ impl<P: WorkerPool> Acceptor<P> {
                 return;
             };
             match listener.accept() {
+                Ok((stream, peer)) if !self.cfg.allow.allows(peer.ip()) => {
+                    // Closed unread: no byte of it reaches the parser or a worker.
+                    self.stats.add(Counter::RefusedByAllowlist, 1);
+                    crate::log::debug(format_args!("refused {peer}: not in --allow"));
+                    drop(stream);
+                }
                 Ok((mut stream, peer)) => {
                     self.stats.add(Counter::ConnectionsAccepted, 1);
                     let entry = self.conns.vacant_entry();

@@ -5,6 +5,7 @@
 //! and runs the acceptor over the chosen pool until SIGINT/SIGTERM.
 
 pub mod acceptor;
+pub mod allow;
 pub mod channel;
 pub mod conn;
 pub mod pool;
@@ -24,6 +25,7 @@ use mio::{Poll, Waker};
 use crate::protocol::Limits;
 use crate::store::Store;
 use acceptor::{Acceptor, AcceptorConfig, WAKER};
+use allow::AllowList;
 use pool::PoolConfig;
 use process_pool::ProcessPool;
 use stats::ServerStats;
@@ -64,6 +66,8 @@ impl std::str::FromStr for Mode {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub addr: SocketAddr,
+    /// The networks whose clients are served; others are closed at accept.
+    pub allow: AllowList,
     pub root: PathBuf,
     pub mode: Mode,
     pub pool: usize,
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             addr: "127.0.0.1:7000".parse().expect("valid address"),
+            allow: AllowList::loopback(),
             root: PathBuf::from("files"),
             mode: Mode::Thread,
             pool: 5,
@@ -148,7 +153,8 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         Mode::Thread => None,
     };
     crate::log::info(format_args!(
-        "listening on {local}: mode={} pool={} root={} fsync={} nofile={nofile} max_connections={}",
+        "listening on {local}: allow={} mode={} pool={} root={} fsync={} nofile={nofile} max_connections={}",
+        cfg.allow,
         cfg.mode.name(),
         cfg.pool,
         cfg.root.display(),
@@ -166,6 +172,7 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         max_connections: connection_cap(cfg.max_connections, nofile, cfg.pool),
         drain_timeout: cfg.drain_timeout,
         unterminated_wait: (!cfg.unterminated_wait.is_zero()).then_some(cfg.unterminated_wait),
+        allow: cfg.allow.clone(),
     };
     let result = match process_pool {
         Some(pool) => Acceptor::new(poll, listener, signals, pool, acfg, stats)?.run(),

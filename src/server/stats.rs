@@ -31,8 +31,10 @@ pub enum Counter {
     UnterminatedRequests = 3,
     /// Requests without a line end refused (split over several bursts).
     UnterminatedRefused = 4,
+    /// Connections closed at accept, unread: their peer is not in `--allow`.
+    RefusedByAllowlist = 5,
 }
-const SERVER_COUNTERS: usize = 5;
+const SERVER_COUNTERS: usize = 6;
 
 /// A worker's counters, in this order after the server-wide ones.
 const PID: usize = 0;
@@ -127,6 +129,10 @@ impl ServerStats {
             .num(
                 "connections_timed_out",
                 self.get(Counter::ConnectionsTimedOut),
+            )
+            .num(
+                "refused_by_allowlist",
+                self.get(Counter::RefusedByAllowlist),
             )
             .num(
                 "unterminated_requests",

@@ -16,7 +16,13 @@
 //! - `report`: `fsbench report` and `compare` on a committed fixture
 //!   (`fixtures/quick3.csv`) and on synthetic CSVs, and every bad input;
 //! - `properties`: property tests of the parser and the base64 decoder;
-//! - `shared_store`: several servers over one store (their temp folders).
+//! - `shared_store`: several servers over one store (their temp folders);
+//! - `allow`: `serve --allow` on this host (a dual-stack server that serves
+//!   IPv4 loopback and closes ::1's connections unread), its usage errors;
+//! - `lab`: a lab of network namespaces (`scripts/netns-lab.sh`, root only,
+//!   skipped loudly otherwise): three hosts reaching each other over ssh, a
+//!   server serving the client host it allows and refusing the other, and
+//!   `down` leaving nothing.
 //!
 //! The robustness suite is a crate of its own (`tests/robustness/`, run alone
 //! by `make robustness`); both share `tests/common/`.
@@ -24,8 +30,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod allow;
 mod compat;
 mod guest;
+mod lab;
 mod load;
 mod process_pool;
 mod properties;

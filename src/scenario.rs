@@ -129,6 +129,30 @@ where
     Ok(items)
 }
 
+/// A scenario's five columns in the text tables (the sweep's and the
+/// report's repeats): mode, server pool, operation, volume, client pool.
+pub fn scenario_columns(
+    mode: &str,
+    server_pool: usize,
+    op: Op,
+    v: Volume,
+    clients: usize,
+) -> String {
+    format!(
+        "{mode:<8} {server_pool:>6} {:<9} {:>7} {clients:>7}",
+        op.name(),
+        v.label()
+    )
+}
+
+/// The same five columns' heads.
+pub fn scenario_heads() -> String {
+    format!(
+        "{:<8} {:>6} {:<9} {:>7} {:>7}",
+        "mode", "server", "operation", "volume", "clients"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use crate::load::pool::PoolReport;
 use crate::results::Row;
-use crate::scenario::{Op, MIB};
+use crate::scenario::{scenario_columns, scenario_heads, Op, MIB};
 
 /// The numbers of one pool run.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,12 +195,8 @@ pub fn write_json<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
 pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
     writeln!(
         w,
-        "{:<8} {:>6} {:<9} {:>7} {:>7} {:>11} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
-        "mode",
-        "server",
-        "operation",
-        "volume",
-        "clients",
+        "{} {:>11} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
+        scenario_heads(),
         "avg time s",
         "per client",
         "aggregate",
@@ -212,12 +208,14 @@ pub fn write_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()>
     for r in rows {
         writeln!(
             w,
-            "{:<8} {:>6} {:<9} {:>7} {:>7} {:>11.6} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
-            r.mode.name(),
-            r.server_pool,
-            r.operation.name(),
-            r.volume.label(),
-            r.client_pool,
+            "{} {:>11.6} {:>14} {:>14} {:>8} {:>5} {:>7} {:>8}",
+            scenario_columns(
+                r.mode.name(),
+                r.server_pool,
+                r.operation,
+                r.volume,
+                r.client_pool
+            ),
             r.avg_time_s,
             mbps(r.throughput_bps),
             mbps(r.aggregate_bps),

@@ -243,14 +243,11 @@ pub fn chart(runs: &[Run], kind: Kind, op: Op, volume: Volume) -> Option<Chart> 
                 "Peak of the summed proportional set size of each side's processes: the server and its workers; the client pool and its clients.",
                 "client pool (clients at once)",
                 lines.clone(),
-                [("server", Metric::ServerMem), ("client pool", Metric::ClientMem)]
-                    .map(|(side, metric)| Panel {
-                        title: Some(side.into()),
-                        y_desc: "peak PSS, MB".into(),
-                        unit: Unit::MiB,
-                        series: line_series(&runs, op, volume, &client_pools, metric),
-                    })
-                    .to_vec(),
+                side_panels(
+                    ("peak PSS, MB", Unit::MiB),
+                    [Metric::ServerMem, Metric::ClientMem],
+                    |m| line_series(&runs, op, volume, &client_pools, m),
+                ),
                 1240,
                 430,
             )
@@ -262,14 +259,11 @@ pub fn chart(runs: &[Run], kind: Kind, op: Op, volume: Volume) -> Option<Chart> 
                 "User + system CPU-seconds over the pool's run: the server's process tree; the client pool's clients and coordinating thread. The server's is counted in clock ticks.",
                 "client pool (clients at once)",
                 lines,
-                [("server", Metric::ServerCpu), ("client pool", Metric::ClientCpu)]
-                    .map(|(side, metric)| Panel {
-                        title: Some(side.into()),
-                        y_desc: "CPU time".into(),
-                        unit: Unit::Seconds,
-                        series: line_series(&runs, op, volume, &client_pools, metric),
-                    })
-                    .to_vec(),
+                side_panels(
+                    ("CPU time", Unit::Seconds),
+                    [Metric::ServerCpu, Metric::ClientCpu],
+                    |m| line_series(&runs, op, volume, &client_pools, m),
+                ),
                 1240,
                 430,
             )
@@ -972,6 +966,24 @@ fn draw_legend(
         }
     }
     Ok(())
+}
+
+/// The server's panel and the client pool's, side by side on one axis.
+fn side_panels(
+    (y_desc, unit): (&str, Unit),
+    metrics: [Metric; 2],
+    series: impl Fn(Metric) -> Vec<Series>,
+) -> Vec<Panel> {
+    ["server", "client pool"]
+        .into_iter()
+        .zip(metrics)
+        .map(|(side, metric)| Panel {
+            title: Some(side.into()),
+            y_desc: y_desc.into(),
+            unit,
+            series: series(metric),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use crate::report::findings::Findings;
 use crate::report::runs::{Metric, Run};
 use crate::report::stats::{Estimate, LEVEL, NOISY_CV};
-use crate::scenario::MIB;
+use crate::scenario::{scenario_columns, scenario_heads, MIB};
 
 /// `12.34 ± 0.56`, with the interval's half-width when there is one.
 fn pm(e: &Estimate, scale: f64, decimals: usize) -> String {
@@ -38,12 +38,8 @@ pub fn write_repeats<W: Write + ?Sized>(w: &mut W, run: &Run) -> io::Result<()> 
     )?;
     writeln!(
         w,
-        "{:<8} {:>6} {:<9} {:>7} {:>7} {:>2} {:>24} {:>8} {:>22} {:>8}",
-        "mode",
-        "server",
-        "operation",
-        "volume",
-        "clients",
+        "{} {:>2} {:>24} {:>8} {:>22} {:>8}",
+        scenario_heads(),
         "n",
         "avg time s",
         "CV",
@@ -56,12 +52,14 @@ pub fn write_repeats<W: Write + ?Sized>(w: &mut W, run: &Run) -> io::Result<()> 
         let k = &s.key;
         writeln!(
             w,
-            "{:<8} {:>6} {:<9} {:>7} {:>7} {:>2} {:>24} {:>8} {:>22} {:>8}",
-            k.mode.name(),
-            k.server_pool,
-            k.operation.name(),
-            k.volume.label(),
-            k.client_pool,
+            "{} {:>2} {:>24} {:>8} {:>22} {:>8}",
+            scenario_columns(
+                k.mode.name(),
+                k.server_pool,
+                k.operation,
+                k.volume,
+                k.client_pool
+            ),
             s.rows.len(),
             pm(&time, 1.0, 6),
             cv(&time),

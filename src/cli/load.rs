@@ -18,7 +18,9 @@ use super::{
     at_least_1, opt, opt_path, required, secs, sha256_hex, Argv, ConnArgs, Failure, Stdout,
 };
 use crate::launch::check_template;
-use crate::load::pool::{self, ClientJob, PoolOpts, UploadCheck};
+use crate::launch::ssh::check_host;
+use crate::load::hosts::{self, RemoteOpts, SetupError, REMOTE_DIR};
+use crate::load::pool::{self, ClientJob, PoolOpts, StartSignal, UploadCheck};
 use crate::load::sweep::{self, SweepOpts};
 use crate::load::{content, parse_list, summary, Op, Volume};
 use crate::server::Mode;
@@ -39,7 +41,16 @@ pool flags:
                                both (default name; the sweep: name for fsbench,
                                readback for a --server-cmd)
   --seed N                     base of the per-client upload contents (default 1)
-  --json                       one JSON object instead of the text summary
+  --json                       one JSON object instead of the text summary (with
+                               every client's result)
+  --client-hosts \"H1 H2\"      run the clients on these hosts over ssh, split as
+                               evenly as can be ([user@]host; see the ssh flags below)
+  --start-on-stdin             say READY once every client waits, start on a GO line
+                               on stdin (how --client-hosts starts the hosts together);
+                               the end of stdin ends the pool
+  --first-index N              the index of the first client (default 0)
+  --upload-sha256 LIST         each client's upload SHA-256, by index (default: hashed
+                               while sent)
 
 sweep flags (lists are space- or comma-separated):
   --quick                      volumes 10KB 50KB 100KB, client pools 1 2 5
@@ -62,6 +73,16 @@ sweep flags (lists are space- or comma-separated):
   --server-label NAME          its name in the CSV (default: the template's first word)
   --server-start-timeout SECS  how long it gets to answer a LIST (default 30)
   --upload-check name|readback|both   (default: name for fsbench, readback otherwise)
+  --server-host [USER@]HOST    run each scenario's server on that host, over ssh
+  --client-hosts \"H1 H2 ...\"  run the client pools on those hosts, split as evenly as
+                               can be (50 over 3: 17 17 16), started together
+
+ssh flags (sweep and pool): every host gets our binary in its cache folder (copied
+when its copy differs, by SHA-256); one multiplexed connection per host, BatchMode
+  --ssh-user USER              for hosts given without one
+  --ssh-opts \"OPTS\"           more ssh arguments, e.g. \"-F lab/ssh_config -p 2222\"
+  --remote-dir DIR             the cache folder on each host (default .cache/fsbench,
+                               under the remote user's home)
 
 gen-files flags: --dir DIR (default work/store) --sums DIR (default work/sha256) --volumes LIST
 ";
@@ -95,6 +116,80 @@ struct PoolArgs {
     bin: Option<PathBuf>,
     json: bool,
     upload_check: Option<UploadCheck>,
+    start_on_stdin: bool,
+    first_index: Option<usize>,
+    upload_sha256: Option<String>,
+    ssh: SshArgs,
+}
+
+/// The flags that reach other hosts, as given.
+#[derive(Debug, Default, PartialEq)]
+struct SshArgs {
+    server_host: Option<String>,
+    client_hosts: Option<String>,
+    ssh_user: Option<String>,
+    ssh_opts: Option<String>,
+    remote_dir: Option<String>,
+}
+
+impl SshArgs {
+    fn parse(a: &mut pico_args::Arguments, with_server: bool) -> Result<SshArgs, String> {
+        Ok(SshArgs {
+            server_host: if with_server {
+                opt(a, "--server-host")?
+            } else {
+                None
+            },
+            client_hosts: opt(a, "--client-hosts")?,
+            ssh_user: opt(a, "--ssh-user")?,
+            ssh_opts: opt(a, "--ssh-opts")?,
+            remote_dir: opt(a, "--remote-dir")?,
+        })
+    }
+
+    fn validate(self) -> Result<RemoteOpts, String> {
+        let words = |s: &Option<String>| -> Vec<String> {
+            s.as_deref()
+                .unwrap_or("")
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let client_hosts = words(&self.client_hosts);
+        if self.client_hosts.is_some() && client_hosts.is_empty() {
+            return Err("--client-hosts: no host given".into());
+        }
+        let mut seen = Vec::new();
+        for h in client_hosts.iter().chain(&self.server_host) {
+            check_host(h).map_err(|e| format!("--server-host/--client-hosts: {e}"))?;
+            if client_hosts.contains(h) && seen.contains(h) {
+                return Err(format!("--client-hosts: {h} given twice"));
+            }
+            seen.push(h.clone());
+        }
+        let ssh_opts: Vec<String> = self
+            .ssh_opts
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let r = RemoteOpts {
+            server_host: self.server_host,
+            client_hosts,
+            ssh_user: self.ssh_user,
+            ssh_opts,
+            remote_dir: self.remote_dir.unwrap_or_else(|| REMOTE_DIR.into()),
+        };
+        if !r.any() && (r.ssh_user.is_some() || !r.ssh_opts.is_empty()) {
+            return Err("--ssh-user and --ssh-opts go with --server-host or --client-hosts".into());
+        }
+        if r.remote_dir.trim().is_empty() {
+            return Err("--remote-dir: an empty folder name".into());
+        }
+        Ok(r)
+    }
 }
 
 impl PoolArgs {
@@ -112,13 +207,17 @@ impl PoolArgs {
             bin: opt_path(a, "--bin")?,
             json: a.contains("--json"),
             upload_check: opt(a, "--upload-check")?,
+            start_on_stdin: a.contains("--start-on-stdin"),
+            first_index: opt(a, "--first-index")?,
+            upload_sha256: opt(a, "--upload-sha256")?,
+            ssh: SshArgs::parse(a, false)?,
         };
         argv.finish()?;
         Ok(parsed)
     }
 
-    /// The pool's options, and whether to print JSON.
-    fn validate(self) -> Result<(PoolOpts, bool), String> {
+    /// The pool's options, whether to print JSON, and its client hosts.
+    fn validate(self) -> Result<(PoolOpts, bool, RemoteOpts), String> {
         let clients = at_least_1("--clients", self.clients.unwrap_or(1))?;
         let conn = self.conn.validate(DEFAULT_TIMEOUT_S)?;
         let mut opts = PoolOpts::new(
@@ -136,14 +235,50 @@ impl PoolArgs {
         }
         opts.exe = exe(self.bin)?;
         opts.upload_check = self.upload_check.unwrap_or_default();
-        Ok((opts, self.json))
+        if self.start_on_stdin {
+            opts.start = StartSignal::StdinLine;
+        }
+        opts.first_index = self.first_index.unwrap_or(0);
+        if let Some(list) = &self.upload_sha256 {
+            opts.upload_sha256 = list
+                .split(',')
+                .map(|h| sha256_hex(h.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("--upload-sha256: {e}"))?;
+            if opts.upload_sha256.len() < opts.first_index + clients {
+                return Err(format!(
+                    "--upload-sha256: {} sums for clients {}..{}",
+                    opts.upload_sha256.len(),
+                    opts.first_index,
+                    opts.first_index + clients
+                ));
+            }
+        }
+        let remote = self.ssh.validate()?;
+        if remote.any() && self.start_on_stdin {
+            return Err(
+                "--start-on-stdin is for a pool on one host, not with --client-hosts".into(),
+            );
+        }
+        Ok((opts, self.json, remote))
     }
 }
 
 pub(super) fn pool<W: Write>(argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failure> {
-    let (opts, json) = PoolArgs::parse(argv)
+    let (mut opts, json, remote) = PoolArgs::parse(argv)
         .and_then(PoolArgs::validate)
         .map_err(usage)?;
+    // Client hosts: readied first (exit 2 with the host and the cause).
+    let _hosts = if remote.any() {
+        let h = hosts::prepare(&remote, &opts.exe, &mut |l| {
+            super::note(format_args!("{l}"))
+        })
+        .map_err(|e| Failure::input("pool", e))?;
+        opts.remote = h.clients.clone();
+        Some(h)
+    } else {
+        None
+    };
     let rep = pool::run(&opts).map_err(|e| Failure::failed("pool", e))?;
     let printed = if json {
         summary::write_json(out, &rep)
@@ -251,6 +386,7 @@ struct SweepArgs {
     server_label: Option<String>,
     server_start_timeout: Option<f64>,
     upload_check: Option<UploadCheck>,
+    ssh: SshArgs,
 }
 
 impl SweepArgs {
@@ -275,6 +411,7 @@ impl SweepArgs {
             server_label: opt(a, "--server-label")?,
             server_start_timeout: opt(a, "--server-start-timeout")?,
             upload_check: opt(a, "--upload-check")?,
+            ssh: SshArgs::parse(a, true)?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -343,6 +480,7 @@ impl SweepArgs {
             (None, Some(_)) => return Err("--server-label goes with --server-cmd".into()),
             (None, None) => {}
         }
+        o.remote = self.ssh.validate()?;
         Ok(o)
     }
 }
@@ -361,6 +499,10 @@ pub(super) fn sweep(argv: Argv) -> Result<ExitCode, Failure> {
     match sweep::run(&opts, &mut io::stderr()) {
         Ok(outcome) if outcome.all_ok() => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(1)),
+        // A host that could not be readied: before any scenario, exit 2.
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<SetupError>()) => {
+            Err(Failure::input("sweep", e))
+        }
         Err(e) => Err(Failure::failed("sweep", e)),
     }
 }
@@ -429,7 +571,61 @@ mod tests {
     use crate::cli::argv;
 
     fn pool_opts(args: &[&str]) -> Result<(PoolOpts, bool), String> {
-        PoolArgs::parse(argv(args)).and_then(PoolArgs::validate)
+        PoolArgs::parse(argv(args))
+            .and_then(PoolArgs::validate)
+            .map(|(o, json, _)| (o, json))
+    }
+
+    fn pool_remote(args: &[&str]) -> Result<RemoteOpts, String> {
+        PoolArgs::parse(argv(args))
+            .and_then(PoolArgs::validate)
+            .map(|(_, _, r)| r)
+    }
+
+    #[test]
+    fn ssh_flags_name_hosts_and_nothing_else() {
+        let r = pool_remote(&[
+            "--client-hosts",
+            "root@198.18.0.2, 198.18.0.3",
+            "--ssh-opts",
+            "-F /lab/ssh_config  -p 2222",
+            "--ssh-user",
+            "bench",
+        ])
+        .unwrap();
+        assert_eq!(r.client_hosts, ["root@198.18.0.2", "198.18.0.3"]);
+        assert_eq!(r.ssh_opts, ["-F", "/lab/ssh_config", "-p", "2222"]);
+        assert_eq!(r.ssh_user.as_deref(), Some("bench"));
+        assert_eq!(r.remote_dir, REMOTE_DIR);
+        assert_eq!(r.server_host, None);
+        let e = pool_remote(&["--client-hosts", "-oProxyCommand=x"]).unwrap_err();
+        assert!(e.contains("not a host"), "{e}");
+        let e = pool_remote(&["--client-hosts", "a a"]).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        let e = pool_remote(&["--ssh-user", "x"]).unwrap_err();
+        assert!(e.contains("go with"), "{e}");
+        let e = pool_remote(&["--client-hosts", "a", "--start-on-stdin"]).unwrap_err();
+        assert!(e.contains("--start-on-stdin"), "{e}");
+        // A pool has no server to start: --server-host is the sweep's.
+        assert!(pool_remote(&["--server-host", "a"]).is_err());
+        let s = sweep_opts(&["--server-host", "srv", "--client-hosts", "c1 c2"]).unwrap();
+        assert_eq!(s.remote.server_host.as_deref(), Some("srv"));
+        assert_eq!(s.remote.client_hosts, ["c1", "c2"]);
+        let (o, _) = pool_opts(&[
+            "--clients",
+            "2",
+            "--first-index",
+            "1",
+            "--start-on-stdin",
+            "--upload-sha256",
+            &["a".repeat(64), "B".repeat(64), "c".repeat(64)].join(","),
+        ])
+        .unwrap();
+        assert_eq!(o.first_index, 1);
+        assert_eq!(o.start, StartSignal::StdinLine);
+        assert_eq!(o.upload_sha256[1], "b".repeat(64));
+        let e = pool_opts(&["--clients", "3", "--upload-sha256", &"a".repeat(64)]).unwrap_err();
+        assert!(e.contains("1 sums for clients 0..3"), "{e}");
     }
 
     fn sweep_opts(args: &[&str]) -> Result<SweepOpts, String> {

@@ -29,6 +29,7 @@
 
 mod client;
 mod load;
+mod remote;
 mod report;
 mod serve;
 
@@ -57,6 +58,8 @@ commands:
   gen-files  write the test files (file_10MB.bin, ...) and their .sha256 sums
   report     a sweep's CSV (or several, on the same charts) as one HTML page with charts
   compare    two sweeps' CSVs, scenario by scenario: ratios, intervals, verdicts
+  supervise  (run over ssh by sweep --server-host) keep a server on this host
+  host-info  (run over ssh) this binary's version and machine, as JSON
   help       this text (also -h or --help after any command)
 
 fsbench --version (or -V) prints the version and the git commit it was built from.
@@ -70,6 +73,7 @@ fn help_text() -> String {
         client::FLAGS,
         load::FLAGS,
         report::FLAGS,
+        remote::FLAGS,
     ]
     .join("\n")
 }
@@ -123,6 +127,8 @@ fn run<W: Write>(mut argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode, Failur
         Some("pool-worker") => load::pool_worker(argv),
         Some("sweep") => load::sweep(argv),
         Some("gen-files") => load::gen_files(argv, out),
+        Some("supervise") => remote::supervise(argv),
+        Some("host-info") => remote::host_info(argv, out),
         Some("report") => report::report(argv, out),
         Some("compare") => report::compare(argv, out),
         Some(other) => Err(usage(format!("unknown command {other:?}"))),

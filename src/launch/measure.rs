@@ -208,7 +208,7 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 pub const SAMPLER_NICE: i32 = -10;
 
 /// What a [`PssSampler`] saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PssPeak {
     /// The largest sum of PSS over the watched processes, in KiB.
     pub peak_kib: u64,

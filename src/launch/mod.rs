@@ -18,6 +18,8 @@
 pub mod measure;
 pub mod process;
 pub mod server;
+pub mod ssh;
+pub mod supervise;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,10 +70,16 @@ pub fn check_template(template: &str) -> Result<(), String> {
 
 /// `template` with its placeholders replaced.
 pub fn expand(template: &str, spec: &ServerSpec, port: u16) -> String {
+    expand_with_port(template, spec, &port.to_string())
+}
+
+/// [`expand`] with `port` as given (`{port}` itself keeps it for the host
+/// that picks the port).
+pub fn expand_with_port(template: &str, spec: &ServerSpec, port: &str) -> String {
     template
         .replace("{mode}", spec.mode.name())
         .replace("{pool}", &spec.pool.to_string())
-        .replace("{port}", &port.to_string())
+        .replace("{port}", port)
         .replace("{host}", &spec.host)
         .replace("{root}", &spec.root.display().to_string())
 }
@@ -81,8 +89,10 @@ pub fn expand(template: &str, spec: &ServerSpec, port: u16) -> String {
 pub struct ServerSpec {
     pub mode: Mode,
     pub pool: usize,
-    /// The address it listens on (loopback).
+    /// The address it listens on (loopback, or the one its clients reach).
     pub host: String,
+    /// Its `--allow` (ours): who may connect; empty: its default (loopback).
+    pub allow: Vec<String>,
     /// The store folder (holding the test files).
     pub root: PathBuf,
     pub fsync: bool,
@@ -157,6 +167,10 @@ impl Launcher {
         if !spec.fsync {
             a.push("--no-fsync".into());
         }
+        if !spec.allow.is_empty() {
+            a.push("--allow".into());
+            a.push(spec.allow.join(","));
+        }
         a.push("--root".into());
         a.push(spec.root.display().to_string());
         a
@@ -222,6 +236,7 @@ mod tests {
             mode: Mode::Process,
             pool: 5,
             host: "127.0.0.1".into(),
+            allow: Vec::new(),
             root: PathBuf::from("/w/store"),
             fsync: true,
             drain_timeout: Duration::from_secs(30),

@@ -110,6 +110,21 @@ impl Spawned {
         st
     }
 
+    /// Waits for the exit at most `limit`: its status, or `None` if it
+    /// still runs (then it is still ours to stop).
+    pub fn wait_within(&mut self, limit: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.try_wait()? {
+                return Ok(Some(st));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Its stop signal, then waits for the exit (of the whole group, for a
     /// group); after `limit`, SIGKILL. Returns its exit status and whether it
     /// had to be killed.

@@ -17,12 +17,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::ExitStatus;
+use std::process::{ChildStdin, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError};
+use crate::launch::measure::{PssSampler, Watch};
 use crate::launch::process::Spawned;
+use crate::launch::ssh::{self, RemoteHost, Ssh};
+use crate::launch::supervise::{self, Measured};
 use crate::launch::{measure, Launcher, ServerKind, ServerSpec};
 use crate::sys;
 
@@ -30,10 +33,67 @@ use crate::sys;
 const TAIL_LINES: usize = 5;
 
 pub struct ServerHandle {
+    /// The server, or the ssh session of a remote one.
     proc: Spawned,
     pub addr: SocketAddr,
     /// Tasks its readiness check cost it (a template server's LIST).
     ready_tasks: u64,
+    /// A remote server's supervisor, spoken to over the session.
+    remote: Option<Supervised>,
+    /// A local server's CPU ticks at [`begin_measure`](Self::begin_measure)
+    /// and the sampler of its PSS.
+    measuring: Option<(u64, PssSampler)>,
+}
+
+/// The coordinator's end of `fsbench supervise` on another host.
+struct Supervised {
+    host: String,
+    stdin: ChildStdin,
+    /// Supervise's own lines (`MEASURED ...`, `EXIT ...`), prefix removed.
+    said: mpsc::Receiver<String>,
+}
+
+impl Supervised {
+    fn tell(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()
+    }
+
+    /// The next line of supervise that starts with `word`, within `limit`.
+    fn await_word(&mut self, word: &str, limit: Duration) -> io::Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.said.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(rest) = l.strip_prefix(word) {
+                        return Ok(rest.trim().to_string());
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::other(format!(
+                        "server host {}: no {word} within {} s",
+                        self.host,
+                        limit.as_secs()
+                    )))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::other(format!(
+                        "server host {}: the ssh session ended",
+                        self.host
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A server on another host: started over ssh under `fsbench supervise`.
+pub struct RemoteServer {
+    pub ssh: Arc<Ssh>,
+    pub host: RemoteHost,
+    /// The client host the readiness LIST is sent from (`None`: from here).
+    pub probe_from: Option<RemoteHost>,
 }
 
 /// How a stop went.
@@ -48,22 +108,65 @@ impl ServerHandle {
     /// Starts the server of `spec` as `launcher` says; its output goes to
     /// `log`, after a line with `title` (template servers: every line tagged
     /// with `tag`).
+    /// On another host when `remote` says so.
     pub fn start(
         launcher: &Launcher,
         spec: &ServerSpec,
         log: &Path,
         (title, tag): (&str, &str),
+        remote: Option<&RemoteServer>,
     ) -> io::Result<ServerHandle> {
         let mut logf = OpenOptions::new().create(true).append(true).open(log)?;
         writeln!(logf, "=== {title}")?;
-        match launcher.server_kind() {
-            ServerKind::Fsbench => start_fsbench(launcher, spec, logf, log),
-            ServerKind::Template { template, .. } => start_template(template, spec, logf, tag),
+        match (launcher.server_kind(), remote) {
+            (_, Some(r)) => start_remote(launcher, spec, logf, log, r),
+            (ServerKind::Fsbench, None) => start_fsbench(launcher, spec, logf, log),
+            (ServerKind::Template { template, .. }, None) => {
+                start_template(template, spec, logf, tag)
+            }
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
+    /// Starts measuring the server's process tree (CPU and PSS), wherever it runs.
+    pub fn begin_measure(&mut self) -> io::Result<()> {
+        match &mut self.remote {
+            Some(r) => {
+                r.tell("START")?;
+                r.await_word("STARTED", Duration::from_secs(20)).map(drop)
+            }
+            None => {
+                let cpu0 = measure::tree_cpu_ticks(self.proc.pid());
+                let sampler = PssSampler::start(vec![Watch::Tree(self.proc.pid())])?;
+                self.measuring = Some((cpu0, sampler));
+                Ok(())
+            }
+        }
+    }
+
+    /// What the server's tree used since [`begin_measure`](Self::begin_measure).
+    pub fn end_measure(&mut self) -> io::Result<Measured> {
+        match &mut self.remote {
+            Some(r) => {
+                r.tell("END")?;
+                let m = r.await_word("MEASURED", Duration::from_secs(20))?;
+                serde_json::from_str(&m).map_err(|e| {
+                    io::Error::other(format!("server host {}: MEASURED {m:?}: {e}", r.host))
+                })
+            }
+            None => {
+                let pid = self.proc.pid();
+                let Some((cpu0, sampler)) = self.measuring.take() else {
+                    return Ok(Measured::default());
+                };
+                let pss = sampler.finish();
+                let cpu = measure::tree_cpu_ticks(pid).saturating_sub(cpu0);
+                Ok(Measured {
+                    cpu_s: measure::ticks_to_secs(cpu),
+                    pss,
+                    vmhwm_kib: measure::tree_peak_rss_kib(pid),
+                })
+            }
+        }
     }
 
     /// The server's successful and failed tasks of this scenario, once it has
@@ -97,14 +200,30 @@ impl ServerHandle {
         }
     }
 
-    /// Peak RSS (VmHWM) of the server plus its descendants, in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
-        measure::tree_peak_rss_kib(self.pid())
-    }
-
-    /// SIGTERM, then waits for the exit; after `limit`, SIGKILL.
+    /// SIGTERM, then waits for the exit; after `limit`, SIGKILL. A remote
+    /// server is told through its session; a session that ended takes the
+    /// server with it (its supervisor kills it), and the error says so.
     pub fn stop(mut self, limit: Duration) -> io::Result<Stopped> {
-        let (status, killed) = self.proc.stop_within(limit)?;
+        let Some(mut r) = self.remote.take() else {
+            let (status, killed) = self.proc.stop_within(limit)?;
+            return Ok(Stopped { status, killed });
+        };
+        let mut killed = false;
+        let _ = r.tell("TERM");
+        let word = match r.await_word("EXIT", limit) {
+            Ok(w) => Ok(w),
+            Err(_) => {
+                killed = true;
+                let _ = r.tell("KILL");
+                r.await_word("EXIT", Duration::from_secs(10))
+            }
+        };
+        drop(r);
+        // The session ends once supervise has; bounded all the same.
+        if self.proc.wait_within(Duration::from_secs(10))?.is_none() {
+            self.proc.kill();
+        }
+        let status = exit_status(&word?);
         Ok(Stopped { status, killed })
     }
 }
@@ -177,6 +296,8 @@ fn start_fsbench(
         proc,
         addr,
         ready_tasks: 0,
+        remote: None,
+        measuring: None,
     })
 }
 
@@ -258,6 +379,8 @@ fn start_template(
         proc,
         addr,
         ready_tasks: 1,
+        remote: None,
+        measuring: None,
     })
 }
 
@@ -310,4 +433,185 @@ fn explain(why: &str, status: Option<ExitStatus>, tail: Vec<String>) -> io::Erro
 /// Kills one of ours that failed to start and explains why.
 fn fail(proc: Spawned, why: &str, tail: Vec<String>) -> io::Error {
     explain(why, kill(proc), tail)
+}
+
+/// The exit status `supervise` reported (`0`, `3`, `signal-9`).
+fn exit_status(word: &str) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = word.strip_prefix("signal-") {
+        return ExitStatus::from_raw(sig.parse().unwrap_or(9));
+    }
+    ExitStatus::from_raw(word.parse::<i32>().unwrap_or(255) << 8)
+}
+
+/// Starts the server of `spec` on `r.host` over ssh, under `fsbench
+/// supervise`: ready once it printed `LISTENING` (ours) or took its port
+/// (a template: then once a LIST from here is answered), and a LIST from a
+/// client host is answered.
+fn start_remote(
+    launcher: &Launcher,
+    spec: &ServerSpec,
+    logf: File,
+    log: &Path,
+    r: &RemoteServer,
+) -> io::Result<ServerHandle> {
+    let bin = r.host.bin.as_str();
+    let mut words: Vec<String> = vec![bin.into(), "supervise".into()];
+    words.extend(["--clean-store".into(), spec.root.display().to_string()]);
+    match launcher.server_kind() {
+        ServerKind::Fsbench => {
+            words.push("--signal-leader".into());
+            words.push("--".into());
+            words.push(bin.into());
+            words.extend(Launcher::server_args(spec));
+        }
+        ServerKind::Template { template, .. } => {
+            words.extend(["--port-on".into(), spec.host.clone(), "--".into()]);
+            words.extend(["sh".into(), "-c".into()]);
+            words.push(super::expand_with_port(template, spec, "{port}"));
+        }
+    }
+    let remote = format!("exec {}", ssh::command_line(&words));
+    let mut cmd = r.ssh.session(&r.host.host, &remote);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(logf);
+    let mut proc = Spawned::start(&mut cmd, sys::SIGTERM)?;
+    let child = proc
+        .child_mut()
+        .ok_or_else(|| io::Error::other("no child"))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("no stdin"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let (said_tx, said) = mpsc::channel();
+    let (listen_tx, listening) = mpsc::channel();
+    let log_path = log.to_path_buf();
+    std::thread::spawn(move || {
+        let mut rd = BufReader::new(stdout);
+        let mut line = String::new();
+        while rd.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            let l = line.trim_end();
+            if let Some(own) = l.strip_prefix(supervise::PREFIX) {
+                let _ = said_tx.send(own.to_string());
+            } else if let Some(a) = l.strip_prefix("LISTENING ") {
+                let _ = listen_tx.send(a.to_string());
+            } else if let Ok(mut f) = OpenOptions::new().append(true).open(&log_path) {
+                let _ = writeln!(f, "[out] {l}");
+            }
+            line.clear();
+        }
+    });
+    let mut sup = Supervised {
+        host: r.host.host.clone(),
+        stdin,
+        said,
+    };
+    let log_tail = || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let mut t: Vec<String> = text
+            .lines()
+            .rev()
+            .take(TAIL_LINES)
+            .map(String::from)
+            .collect();
+        t.reverse();
+        t
+    };
+    let on_host = |why: &str| format!("on {} {why}", r.host.host);
+    let deadline = Instant::now() + spec.start_timeout;
+    let (addr, mut ready_tasks) = match launcher.server_kind() {
+        ServerKind::Fsbench => {
+            let a = match listening.recv_timeout(spec.start_timeout) {
+                Ok(a) => a,
+                Err(_) => {
+                    return Err(fail(proc, &on_host("did not print LISTENING"), log_tail()));
+                }
+            };
+            match a.parse::<SocketAddr>() {
+                Ok(addr) => (addr, 0),
+                Err(_) => {
+                    let why = on_host(&format!("printed a bad LISTENING address {a:?}"));
+                    return Err(fail(proc, &why, log_tail()));
+                }
+            }
+        }
+        ServerKind::Template { .. } => {
+            let port = match sup.await_word("PORT", spec.start_timeout) {
+                Ok(p) => p,
+                Err(e) => return Err(fail(proc, &on_host(&e.to_string()), log_tail())),
+            };
+            let addr: SocketAddr = format!("{}:{port}", spec.host)
+                .parse()
+                .map_err(|e| io::Error::other(format!("listen address {}: {e}", spec.host)))?;
+            // Polled from here until it answers a LIST.
+            let mut last_error = String::from("nothing accepted a connection");
+            loop {
+                if let Ok(Some(st)) = proc.try_wait() {
+                    let why = on_host(&format!("exited ({st}) before it was ready"));
+                    return Err(fail(proc, &why, log_tail()));
+                }
+                if Instant::now() >= deadline {
+                    let why = on_host(&format!(
+                        "was not ready within {:.0} s ({last_error})",
+                        spec.start_timeout.as_secs_f64()
+                    ));
+                    return Err(fail(proc, &why, log_tail()));
+                }
+                match Client::connect(addr, Duration::from_secs(2)) {
+                    Ok(mut c) => match c.list() {
+                        Ok(_) => break,
+                        Err(e) => last_error = format!("LIST: {e}"),
+                    },
+                    Err(e) => {
+                        last_error = format!("connect: {e}");
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+            (addr, 1)
+        }
+    };
+    // Ready for the clients: a LIST from one of their hosts (or from here).
+    let listed = match &r.probe_from {
+        Some(c) => {
+            let words = [
+                c.bin.as_str(),
+                "client",
+                "list",
+                "--host",
+                &addr.ip().to_string(),
+                "--port",
+                &addr.port().to_string(),
+                "--timeout",
+                "10",
+            ];
+            r.ssh
+                .run(&c.host, &ssh::command_line(&words), None, ssh::SHORT)
+                .map(drop)
+                .map_err(|e| format!("a LIST from client host {} failed: {e}", c.host))
+        }
+        None => Client::connect(addr, Duration::from_secs(10))
+            .and_then(|mut c| c.list().map(drop))
+            .map_err(|e| format!("a LIST from here failed: {e}")),
+    };
+    if let Err(e) = listed {
+        return Err(fail(
+            proc,
+            &on_host(&format!("is not ready: {e}")),
+            log_tail(),
+        ));
+    }
+    ready_tasks += 1;
+    Ok(ServerHandle {
+        proc,
+        addr,
+        ready_tasks,
+        remote: Some(sup),
+        measuring: None,
+    })
 }

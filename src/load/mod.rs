@@ -13,6 +13,7 @@
 //! [`crate::results`].
 
 pub mod content;
+pub mod hosts;
 pub mod pool;
 pub mod summary;
 pub mod sweep;

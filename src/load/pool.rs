@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, ClientError};
 use crate::launch::measure::{PssPeak, PssSampler, Watch};
 use crate::launch::process::Spawned;
+use crate::launch::ssh::{self, RemoteHost, Ssh, Tail};
 use crate::launch::Launcher;
 use crate::load::content::{self, Content};
 use crate::load::{Op, Volume, MIB};
+pub use crate::results::meta::HostPart;
 use crate::server::Mode;
 
 /// The memory the pool's processes may use together: 64 MB + 8 MB per client.
@@ -56,6 +58,48 @@ pub struct PoolOpts {
     pub upload_check: UploadCheck,
     /// Our binary, for process mode.
     pub exe: PathBuf,
+    /// The index of the first client (clients are `first_index..first_index
+    /// + clients`): a host's share of a pool spread over hosts.
+    pub first_index: usize,
+    /// When the clients start: at once, or on a line from stdin.
+    pub start: StartSignal,
+    /// Run the clients on these hosts instead of here.
+    pub remote: Option<Arc<RemoteClients>>,
+}
+
+/// When the clients, all connected and waiting, start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartSignal {
+    /// As soon as all of them are ready.
+    #[default]
+    Now,
+    /// Say `READY` on stdout, then start on a `GO` line on stdin (how a
+    /// coordinator starts the pools of several hosts together). The end of
+    /// stdin, before or during the run, ends the pool: the coordinator is gone.
+    StdinLine,
+}
+
+/// Client hosts reached over ssh, ready ([`crate::launch::ssh::prepare`]).
+pub struct RemoteClients {
+    pub ssh: Arc<Ssh>,
+    pub hosts: Vec<RemoteHost>,
+}
+
+impl std::fmt::Debug for RemoteClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.hosts.iter().map(|h| h.host.as_str()).collect();
+        write!(f, "RemoteClients({names:?})")
+    }
+}
+
+/// `n` clients over `hosts` hosts, as evenly as can be (50 over 3: 17, 17, 16).
+pub fn split(n: usize, hosts: usize) -> Vec<usize> {
+    if hosts == 0 {
+        return Vec::new();
+    }
+    (0..hosts)
+        .map(|i| n / hosts + usize::from(i < n % hosts))
+        .collect()
 }
 
 impl PoolOpts {
@@ -79,6 +123,9 @@ impl PoolOpts {
             upload_sha256: Vec::new(),
             upload_check: UploadCheck::Name,
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("fsbench")),
+            first_index: 0,
+            start: StartSignal::Now,
+            remote: None,
         }
     }
 }
@@ -160,6 +207,10 @@ pub struct ClientResult {
 
 impl ClientResult {
     fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
         serde_json::json!({
             "index": self.index,
             "ok": self.ok,
@@ -172,11 +223,13 @@ impl ClientResult {
             "cpu_s": self.cpu_s,
             "stored": self.stored,
         })
-        .to_string()
     }
 
     fn from_json(line: &str) -> Option<ClientResult> {
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        Self::from_value(&serde_json::from_str(line).ok()?)
+    }
+
+    pub fn from_value(v: &serde_json::Value) -> Option<ClientResult> {
         Some(ClientResult {
             index: v["index"].as_u64()? as usize,
             ok: v["ok"].as_bool()?,
@@ -220,8 +273,11 @@ pub struct PoolReport {
     /// coordinating thread, in seconds; the memory sampler's is not in it.
     pub cpu_s: f64,
     /// Peak of the PSS summed over the pool's process and its client
-    /// processes, sampled over the run (and what the sampling cost).
+    /// processes, sampled over the run (and what the sampling cost). Over
+    /// several hosts: the sum of each host's peak.
     pub pss: PssPeak,
+    /// Each client host's share, when the clients ran on other hosts.
+    pub hosts: Vec<HostPart>,
 }
 
 impl PoolReport {
@@ -240,6 +296,7 @@ impl PoolReport {
             memory_budget_kib: 0,
             cpu_s: 0.0,
             pss: PssPeak::default(),
+            hosts: Vec::new(),
         }
     }
 
@@ -436,6 +493,9 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
             "--clients must be at least 1",
         ));
     }
+    if let Some(remote) = &opts.remote {
+        return run_remote(opts, remote);
+    }
     let job = ClientJob::of(opts);
     // Peak RSS from here on (Linux >= 4.0; best effort): when the pool runs
     // inside a longer-lived process, its earlier peaks do not count.
@@ -443,7 +503,7 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
     let cpu0 = thread_cpu_s();
     let sampler = PssSampler::start(vec![Watch::Process(std::process::id())])?;
     let ran = match opts.mode {
-        Mode::Thread => run_threads(&job, opts.clients, &sampler),
+        Mode::Thread => run_threads(&job, opts, &sampler),
         Mode::Process => run_processes(&job, opts, &sampler),
     };
     let pss = sampler.finish();
@@ -463,6 +523,7 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         memory_budget_kib: memory_budget_kib(opts.clients),
         cpu_s,
         pss,
+        hosts: Vec::new(),
     })
 }
 
@@ -489,13 +550,18 @@ impl Gate {
         }
     }
 
-    /// Opens the gate once `arrived` clients wait; returns the instant it
-    /// opened, taken before any client can start (so wall time covers them all).
-    fn open_when(&self, arrived: usize) -> Instant {
+    /// Waits until `arrived` clients wait.
+    fn wait_for(&self, arrived: usize) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while s.0 < arrived {
             s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Opens the gate; returns the instant it opened, taken before any
+    /// client can start (so wall time covers them all).
+    fn open(&self) -> Instant {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let t0 = Instant::now();
         s.1 = true;
         self.cv.notify_all();
@@ -503,14 +569,45 @@ impl Gate {
     }
 }
 
+/// Says `READY` and waits for `GO` when the start comes from stdin; then
+/// watches stdin, ending the process when it closes (the coordinator is gone).
+fn await_start(start: StartSignal) -> io::Result<()> {
+    if start == StartSignal::Now {
+        return Ok(());
+    }
+    {
+        let mut out = io::stdout().lock();
+        out.write_all(b"READY\n")?;
+        out.flush()?;
+    }
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != "GO" {
+        // No start: the coordinator went away (or said something else).
+        std::process::exit(1);
+    }
+    std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            let mut rest = Vec::new();
+            let _ = io::Read::read_to_end(&mut io::stdin().lock(), &mut rest);
+            // The clients' processes die with us (their parent-death signal).
+            std::process::exit(1);
+        })?;
+    Ok(())
+}
+
 fn run_threads(
     job: &ClientJob,
-    n: usize,
+    opts: &PoolOpts,
     sampler: &PssSampler,
 ) -> io::Result<(Vec<ClientResult>, f64, u64)> {
+    let n = opts.clients;
+    let first = opts.first_index;
     let gate = Arc::new(Gate::default());
     let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in first..first + n {
         let (g, j) = (gate.clone(), job.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("client-{i}"))
@@ -525,12 +622,14 @@ fn run_threads(
         handles.push(spawned.map_err(|e| e.to_string()));
     }
     let started = handles.iter().filter(|h| h.is_ok()).count();
-    let t0 = gate.open_when(started);
+    gate.wait_for(started);
+    await_start(opts.start)?;
+    let t0 = gate.open();
     sampler.sample_soon();
     let results = handles
         .into_iter()
-        .enumerate()
-        .map(|(i, h)| match h {
+        .zip(first..)
+        .map(|(h, i)| match h {
             Ok(h) => h.join().unwrap_or_else(|_| {
                 ClientResult::failed(i, "client thread", "client thread panicked".into())
             }),
@@ -605,7 +704,8 @@ fn run_processes(
     sampler: &PssSampler,
 ) -> io::Result<(Vec<ClientResult>, f64, u64)> {
     let n = opts.clients;
-    let mut workers: Vec<Result<ClientProcess, String>> = (0..n)
+    let first = opts.first_index;
+    let mut workers: Vec<Result<ClientProcess, String>> = (first..first + n)
         .map(|i| {
             spawn_client(job, &opts.exe, i)
                 .inspect(|w| sampler.add(Watch::Process(w.proc.pid())))
@@ -624,6 +724,7 @@ fn run_processes(
             Err(e) => *w = Err(format!("client process did not get ready: {e}")),
         }
     }
+    await_start(opts.start)?;
     let t0 = Instant::now();
     for w in workers.iter_mut().flatten() {
         if let Some(mut s) = w.stdin.take() {
@@ -634,7 +735,7 @@ fn run_processes(
     sampler.sample_soon();
     let mut results = Vec::with_capacity(n);
     let mut children_kib = 0;
-    for (i, w) in workers.iter_mut().enumerate() {
+    for (w, i) in workers.iter_mut().zip(first..) {
         let r = match w {
             Ok(worker) => match read_line(worker) {
                 Ok(l) => ClientResult::from_json(&l).unwrap_or_else(|| {
@@ -648,11 +749,12 @@ fn run_processes(
         results.push(r);
     }
     let wall = t0.elapsed().as_secs_f64();
-    for (i, w) in workers.into_iter().enumerate() {
+    for (k, w) in workers.into_iter().enumerate() {
         if let Ok(mut worker) = w {
             let st = worker.proc.wait()?;
-            if !st.success() && results[i].ok {
-                results[i] = ClientResult::failed(i, "client process", format!("exited with {st}"));
+            if !st.success() && results[k].ok {
+                let i = first + k;
+                results[k] = ClientResult::failed(i, "client process", format!("exited with {st}"));
             }
         }
     }
@@ -676,4 +778,247 @@ pub fn worker_main(job: &ClientJob, index: usize) -> io::Result<()> {
     r.cpu_s = crate::sys::process_cpu_time().map_or(0.0, |d| d.as_secs_f64());
     writeln!(out, "{}", r.to_json())?;
     out.flush()
+}
+
+/// One host's share of a spread pool, while it runs.
+struct RemotePart {
+    host: RemoteHost,
+    first: usize,
+    clients: usize,
+    proc: Spawned,
+    stdin: Option<ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Tail,
+    /// Why its clients are lost, once they are.
+    lost: Option<String>,
+}
+
+impl RemotePart {
+    /// The next line it printed, within `limit`; `None` when its session
+    /// ended (or said nothing for that long).
+    fn next_line(&mut self, limit: Option<Duration>) -> Option<String> {
+        match limit {
+            Some(l) => self.lines.recv_timeout(l).ok(),
+            None => self.lines.recv().ok(),
+        }
+    }
+
+    /// Marks it lost, with what its session said last.
+    fn lose(&mut self, why: &str) {
+        let said = self.stderr.text();
+        let said = said.lines().last().unwrap_or("").trim();
+        self.lost = Some(if said.is_empty() {
+            why.to_string()
+        } else {
+            format!("{why} ({said})")
+        });
+    }
+}
+
+/// The `fsbench pool` command line of one host's share.
+fn remote_pool_words(opts: &PoolOpts, bin: &str, first: usize, n: usize) -> Vec<String> {
+    let (host, port) = match opts.addr.rsplit_once(':') {
+        Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.to_string()),
+        None => (opts.addr.clone(), String::new()),
+    };
+    let mut w: Vec<String> = [
+        bin,
+        "pool",
+        "--json",
+        "--start-on-stdin",
+        "--mode",
+        opts.mode.name(),
+        "--operation",
+        opts.op.name(),
+        "--volume",
+        &format!("{}B", opts.volume.bytes),
+        "--clients",
+        &n.to_string(),
+        "--first-index",
+        &first.to_string(),
+        "--host",
+        &host,
+        "--port",
+        &port,
+        "--timeout",
+        &opts.timeout.as_secs_f64().to_string(),
+        "--seed",
+        &opts.seed.to_string(),
+        "--upload-check",
+        opts.upload_check.name(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(f) = &opts.file {
+        w.extend(["--file".into(), f.clone()]);
+    }
+    if let Some(h) = &opts.expect_sha256 {
+        w.extend(["--expect-sha256".into(), h.clone()]);
+    }
+    if !opts.upload_sha256.is_empty() {
+        w.extend(["--upload-sha256".into(), opts.upload_sha256.join(",")]);
+    }
+    w
+}
+
+/// Runs the pool spread over `remote`'s hosts: each runs `fsbench pool
+/// --json --start-on-stdin` for its share over ssh; once every host has
+/// said READY, all get `GO` (one line each, back to back), and their
+/// reports merge into one: every client's result, the wall time from the
+/// `GO` to the last report, CPU summed, memory as the sum of each host's
+/// peak. A host whose session ends without a report has its clients failed
+/// as `client host lost: HOST`.
+fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport> {
+    let shares = split(opts.clients, remote.hosts.len());
+    let mut parts: Vec<RemotePart> = Vec::new();
+    let mut first = opts.first_index;
+    for (host, &n) in remote.hosts.iter().zip(&shares) {
+        if n == 0 {
+            continue;
+        }
+        let words = remote_pool_words(opts, &host.bin, first, n);
+        let mut cmd = remote
+            .ssh
+            .session(&host.host, &format!("exec {}", ssh::command_line(&words)));
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut proc = Spawned::start(&mut cmd, crate::sys::SIGTERM)?;
+        let child = proc
+            .child_mut()
+            .ok_or_else(|| io::Error::other("no child"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = Tail::collect(child.stderr.take().expect("piped stderr"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        parts.push(RemotePart {
+            host: host.clone(),
+            first,
+            clients: n,
+            proc,
+            stdin,
+            lines,
+            stderr,
+            lost: None,
+        });
+        first += n;
+    }
+    // Every host's clients up and waiting (READY), bounded by the client timeout.
+    let ready_by = Instant::now() + opts.timeout;
+    for p in parts.iter_mut() {
+        let left = ready_by.saturating_duration_since(Instant::now());
+        match p.next_line(Some(left)) {
+            Some(l) if l.trim() == "READY" => {}
+            Some(l) => p.lose(&format!("said {l:?} instead of READY")),
+            None => p.lose("its pool did not get ready"),
+        }
+    }
+    let t0 = Instant::now();
+    for p in parts.iter_mut().filter(|p| p.lost.is_none()) {
+        let sent = p
+            .stdin
+            .as_mut()
+            .map(|s| s.write_all(b"GO\n").and_then(|()| s.flush()));
+        if !matches!(sent, Some(Ok(()))) {
+            p.lose("its session took no start line");
+        }
+    }
+    let mut results = Vec::with_capacity(opts.clients);
+    let mut hosts = Vec::new();
+    let (mut cpu_s, mut peak_rss_kib) = (0.0, 0);
+    let mut pss = PssPeak::default();
+    for p in parts.iter_mut() {
+        let report = match p.lost {
+            Some(_) => None,
+            None => p.next_line(None),
+        };
+        let parsed = report.as_deref().and_then(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let rs: Option<Vec<ClientResult>> = v["results"]
+                .as_array()?
+                .iter()
+                .map(ClientResult::from_value)
+                .collect();
+            Some((v.clone(), rs?))
+        });
+        let mut part = HostPart {
+            host: p.host.host.clone(),
+            address: p.host.address.clone(),
+            clients: p.clients,
+            first_index: p.first,
+            ..HostPart::default()
+        };
+        match parsed {
+            Some((v, rs)) if rs.len() == p.clients => {
+                part.wall_s = v["wall_s"].as_f64().unwrap_or(0.0);
+                part.cpu_s = v["cpu_s"].as_f64().unwrap_or(0.0);
+                let peak = v["peak_pss_kib"].as_u64().unwrap_or(0);
+                part.mem_mib = peak as f64 / 1024.0;
+                part.success = rs.iter().filter(|r| r.ok).count();
+                let bytes: u64 = rs.iter().map(|r| r.bytes).sum();
+                if part.wall_s > 0.0 {
+                    part.aggregate_bps = bytes as f64 / part.wall_s;
+                }
+                cpu_s += part.cpu_s;
+                peak_rss_kib += v["peak_rss_kib"].as_u64().unwrap_or(0);
+                pss.peak_kib += peak;
+                if let Ok(s) = serde_json::from_value::<PssPeak>(v["pss"].clone()) {
+                    pss.samples += s.samples;
+                    pss.cpu_s += s.cpu_s;
+                    pss.secs = pss.secs.max(s.secs);
+                    pss.max_gap_s = pss.max_gap_s.max(s.max_gap_s);
+                    pss.raised_priority |= s.raised_priority;
+                }
+                results.extend(rs);
+            }
+            other => {
+                if p.lost.is_none() {
+                    p.lose(match (other, report) {
+                        (_, None) => "its session ended without a report",
+                        _ => "its report could not be read",
+                    });
+                }
+                let why = p.lost.clone().unwrap_or_default();
+                let cause = format!("client host lost: {}", p.host.host);
+                for i in p.first..p.first + p.clients {
+                    results.push(ClientResult::failed(i, &cause, why.clone()));
+                }
+                part.lost = Some(why);
+            }
+        }
+        hosts.push(part);
+    }
+    let wall_s = t0.elapsed().as_secs_f64();
+    // Sessions end once their pool has printed its report (bounded; a lost
+    // one is stopped).
+    for p in parts.iter_mut() {
+        drop(p.stdin.take());
+        if p.proc.wait_within(Duration::from_secs(10))?.is_none() {
+            let _ = p.proc.stop(Duration::from_secs(5));
+        }
+    }
+    results.sort_by_key(|r| r.index);
+    Ok(PoolReport {
+        mode: opts.mode,
+        op: opts.op,
+        volume: opts.volume,
+        clients: opts.clients,
+        addr: opts.addr.clone(),
+        results,
+        wall_s,
+        peak_rss_kib,
+        memory_budget_kib: memory_budget_kib(opts.clients),
+        cpu_s,
+        pss,
+        hosts,
+    })
 }

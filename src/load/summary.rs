@@ -183,7 +183,11 @@ pub fn to_json(r: &PoolReport) -> serde_json::Value {
         "peak_rss_kib": r.peak_rss_kib,
         "memory_budget_kib": r.memory_budget_kib,
         "peak_pss_kib": r.pss.peak_kib,
+        "pss": r.pss,
         "cpu_s": r.cpu_s,
+        "first_index": r.results.first().map_or(0, |c| c.index),
+        "results": r.results.iter().map(|c| c.to_value()).collect::<Vec<_>>(),
+        "hosts": r.hosts,
     })
 }
 
@@ -405,6 +409,7 @@ mod tests {
                 max_gap_s: 0.1,
                 raised_priority: false,
             },
+            hosts: Vec::new(),
         }
     }
 

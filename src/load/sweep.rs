@@ -21,19 +21,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::launch::measure::{self, PssPeak, PssSampler, Watch};
+use crate::launch::measure::{self, PssPeak};
 use crate::launch::process;
 use crate::launch::server::ServerHandle;
 use crate::launch::{Launcher, ServerKind, ServerSpec};
 use crate::load::content::{self, TestFile, UploadHashes};
-use crate::load::pool::{self, ClientResult, PoolOpts, PoolReport, UploadCheck};
+use crate::load::hosts::{self, Hosts, RemoteOpts, SetupError};
+use crate::load::pool::{self, ClientResult, HostPart, PoolOpts, PoolReport, UploadCheck};
 use crate::load::summary::{self, Summary};
 use crate::load::{Op, Volume};
 use crate::log::utc_stamp;
 use crate::results::machine;
 use crate::results::meta::{
-    ClientPool, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts, ScenarioError,
-    TestFileMeta, VmHwm,
+    ClientPool, HostMeta, LostHost, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts,
+    ScenarioError, ScenarioHosts, TestFileMeta, VmHwm,
 };
 use crate::results::row::{self, Row};
 use crate::server::Mode;
@@ -79,6 +80,8 @@ pub struct SweepOpts {
     pub server_start_timeout: Duration,
     /// How uploads are checked; `None`: by name for ours, read back for another.
     pub upload_check: Option<UploadCheck>,
+    /// The server, the clients or both on other hosts, over ssh.
+    pub remote: RemoteOpts,
 }
 
 impl SweepOpts {
@@ -104,6 +107,10 @@ impl SweepOpts {
             server_label: None,
             server_start_timeout: Duration::from_secs(30),
             upload_check: None,
+            remote: RemoteOpts {
+                remote_dir: hosts::REMOTE_DIR.into(),
+                ..RemoteOpts::default()
+            },
         }
     }
 
@@ -284,6 +291,28 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     // Uploads left by an earlier, interrupted sweep.
     clean_store(&store, &keep)?;
+    // Other hosts: readied before any scenario, or one line on what is wrong.
+    let mut hosts = if opts.remote.any() {
+        let t = Instant::now();
+        let mut said = Vec::new();
+        let h = hosts::prepare(&opts.remote, &opts.exe, &mut |l| said.push(l));
+        for l in &said {
+            writeln!(progress, "{l}")?;
+        }
+        let h = h.map_err(|e| SetupError::io(e.0))?;
+        h.gen_files_on_server(&files)
+            .map_err(|e| SetupError::io(e.0))?;
+        writeln!(
+            progress,
+            "hosts ready in {:.1} s; the server listens on {}, admitting {}",
+            t.elapsed().as_secs_f64(),
+            h.listen,
+            h.allow.join(" ")
+        )?;
+        Some(h)
+    } else {
+        None
+    };
 
     std::fs::create_dir_all(&opts.results)?;
     let start = SystemTime::now();
@@ -301,7 +330,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             opts,
             &launcher,
             &csv_path,
-            &files,
+            (&files, hosts.as_ref()),
             start,
             scenarios.len(),
         )),
@@ -332,6 +361,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
             (&store, &files),
             (&log_path, &title, &tag),
             &mut hashes,
+            hosts.as_ref(),
         );
         if process::interrupted() {
             // The signal watcher stopped this scenario's processes and ends the
@@ -356,6 +386,33 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         {
             let mut w = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             row::write_row(&mut w, &row)?;
+        }
+        // A client host lost in this scenario: kept if it can still be
+        // reached, else the sweep goes on without it.
+        let mut dropped = Vec::new();
+        if let Some(h) = hosts.as_mut() {
+            for part in done.hosts.iter().filter(|p| p.lost.is_some()) {
+                if let Err(why) = h.reachable(&part.host) {
+                    h.without_client(&part.host);
+                    let left = h.clients.as_ref().map_or(0, |c| c.hosts.len());
+                    writeln!(
+                        progress,
+                        "client host {} lost in scenario {} and unreachable ({why}): {}",
+                        part.host,
+                        i + 1,
+                        if left == 0 {
+                            "no client host left".to_string()
+                        } else {
+                            format!("the sweep goes on with {left} client host(s)")
+                        }
+                    )?;
+                    dropped.push(LostHost {
+                        scenario: i + 1,
+                        host: part.host.clone(),
+                        why,
+                    });
+                }
+            }
         }
         if let Some(why) = &done.failure {
             writeln!(progress, "scenario {} ({sc}) could not run: {why}", i + 1)?;
@@ -385,19 +442,39 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
                 server: cost(&done.sampled[0]),
                 pool: cost(&done.sampled[1]),
             });
+            if !done.hosts.is_empty() {
+                m.client_hosts.push(ScenarioHosts {
+                    scenario: i + 1,
+                    hosts: done.hosts.clone(),
+                });
+            }
+            m.lost_hosts.extend(dropped.iter().cloned());
         })?;
+        if hosts
+            .as_ref()
+            .is_some_and(|h| !opts.remote.client_hosts.is_empty() && h.clients.is_none())
+        {
+            let msg = format!(
+                "every client host is lost (the last in scenario {}): the sweep cannot go on",
+                i + 1
+            );
+            shared.update_meta(|m| m.error = Some(msg.clone()))?;
+            return Err(io::Error::other(msg));
+        }
+        let done_hosts = done.hosts;
         let done = i + 1;
         let elapsed = t0.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (scenarios.len() - done) as f64;
         writeln!(
             progress,
-            "[{done:>3}/{}] {} srv={} {} {} x{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} cpu srv {:.2} s / pool {:.2} s PSS MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
+            "[{done:>3}/{}] {} srv={} {} {} x{}{}: ok {}/{} srv {}/{} avg {:.4}s p99 {:.4}s agg {} cpu srv {:.2} s / pool {:.2} s PSS MB srv {:.1} pool {:.1} | {:.1}s elapsed, ETA {:.0}s{}",
             scenarios.len(),
             row.mode.name(),
             row.server_pool,
             row.operation,
             row.volume,
             row.client_pool,
+            host_counts(&done_hosts),
             row.success,
             row.client_pool,
             summary::count(row.server_success),
@@ -497,6 +574,7 @@ fn run_scenario(
     (store, files): (&Path, &[TestFile]),
     (log, title, tag): (&Path, &str, &str),
     hashes: &mut UploadHashes,
+    hosts: Option<&Hosts>,
 ) -> io::Result<Done> {
     let keep: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let label = launcher.server_label().to_string();
@@ -508,22 +586,33 @@ fn run_scenario(
         }
         _ => Vec::new(),
     };
+    let remote_server = hosts.and_then(|h| h.server.as_deref());
+    // A remote server's store is cleaned there, by its supervisor, once it
+    // has stopped; a local one's here.
+    let clean_here = || match remote_server {
+        Some(_) => Ok(0),
+        None => clean_store(store, &keep),
+    };
     let spec = ServerSpec {
         mode: sc.mode,
         pool: sc.server_pool,
-        host: "127.0.0.1".into(),
-        root: store.to_path_buf(),
+        host: hosts.map_or("127.0.0.1".into(), |h| h.listen.clone()),
+        allow: hosts.map_or(Vec::new(), |h| h.allow.clone()),
+        root: match hosts.and_then(Hosts::remote_store) {
+            Some((remote, _)) => PathBuf::from(remote),
+            None => store.to_path_buf(),
+        },
         fsync: opts.fsync,
         drain_timeout: opts.drain_timeout,
         start_timeout: opts.server_start_timeout,
     };
-    let server = match ServerHandle::start(launcher, &spec, log, (title, tag)) {
+    let server = match ServerHandle::start(launcher, &spec, log, (title, tag), remote_server) {
         Ok(s) => s,
         // Interrupted: no row (the signal watcher ends the process).
         Err(e) if process::interrupted() => return Err(e),
         Err(e) => {
             // The scenario fails with the cause; the sweep goes on.
-            clean_store(store, &keep)?;
+            clean_here()?;
             let cause = "server not ready";
             let results = (0..sc.clients)
                 .map(|i| ClientResult::failed(i, cause, e.to_string()))
@@ -539,13 +628,14 @@ fn run_scenario(
                 pool_peak_kib: 0,
                 sampled: [PssPeak::default(), PssPeak::default()],
                 failure: Some(e.to_string()),
+                hosts: Vec::new(),
             });
         }
     };
+    let mut server = server;
     // The server's CPU and memory over the pool's run: from here to the
     // pool's end it does nothing but serve the pool.
-    let server_cpu0 = measure::tree_cpu_ticks(server.pid());
-    let sampler = PssSampler::start(vec![Watch::Tree(server.pid())])?;
+    server.begin_measure()?;
     let mut popts = PoolOpts::new(
         sc.mode,
         sc.op,
@@ -558,9 +648,9 @@ fn run_scenario(
     popts.seed = UPLOAD_SEED;
     popts.upload_sha256 = upload_sha256;
     popts.upload_check = check;
+    popts.remote = hosts.and_then(|h| h.clients.clone());
     let result = pool::run(&popts);
-    let server_pss = sampler.finish();
-    let server_cpu_ticks = measure::tree_cpu_ticks(server.pid()).saturating_sub(server_cpu0);
+    let measured = server.end_measure();
     let counts = match &result {
         // A client's task, and its upload's read-back GET (a task too).
         Ok(rep) => {
@@ -577,7 +667,6 @@ fn run_scenario(
         // leaves the store folder with the clean-up after it stops).
         delete_uploads(&server, rep);
     }
-    let server_peak_kib = server.peak_rss_kib();
     // Ours drains for --drain-timeout itself, then exits: it gets 5 s more.
     // Another server is killed once the drain timeout is over.
     let grace = match launcher.server_kind() {
@@ -585,8 +674,9 @@ fn run_scenario(
         ServerKind::Template { .. } => Duration::ZERO,
     };
     let stopped = server.stop(opts.drain_timeout + grace);
-    clean_store(store, &keep)?;
+    clean_here()?;
     let rep = result?;
+    let measured = measured?;
     let counts = counts?;
     let stopped = stopped?;
     let mut problems = Vec::new();
@@ -602,20 +692,41 @@ fn run_scenario(
     let sides = Sides {
         server_success: counts.map(|c| c.0),
         server_fail: counts.map(|c| c.1),
-        server_cpu_s: measure::ticks_to_secs(server_cpu_ticks),
+        server_cpu_s: measured.cpu_s,
         client_cpu_s: rep.cpu_s,
-        server_mem_mib: server_pss.peak_kib as f64 / 1024.0,
+        server_mem_mib: measured.pss.peak_kib as f64 / 1024.0,
         client_mem_mib: rep.pss.peak_kib as f64 / 1024.0,
         server: label,
         problems,
     };
     Ok(Done {
         row: sc.row(utc_stamp(SystemTime::now()), &Summary::of(&rep), sides),
-        server_peak_kib,
+        server_peak_kib: measured.vmhwm_kib,
         pool_peak_kib: rep.peak_rss_kib,
-        sampled: [server_pss, rep.pss],
+        sampled: [measured.pss, rep.pss],
         failure: None,
+        hosts: rep.hosts,
     })
+}
+
+/// ` on 198.18.0.2:3 198.18.0.3:2` (client host: clients; `LOST` after a
+/// lost one), or nothing when the clients ran here.
+fn host_counts(parts: &[HostPart]) -> String {
+    if parts.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}{}",
+                p.host,
+                p.clients,
+                if p.lost.is_some() { " LOST" } else { "" }
+            )
+        })
+        .collect();
+    format!(" on {}", each.join(" "))
 }
 
 /// How this sweep checks uploads: as asked, else by name on ours (its
@@ -660,6 +771,8 @@ struct Done {
     sampled: [PssPeak; 2],
     /// Why the scenario could not run (its server never got ready).
     failure: Option<String>,
+    /// Each client host's share, when the clients ran on other hosts.
+    hosts: Vec<HostPart>,
 }
 
 /// Removes everything in the store but the test files (of every volume, not
@@ -727,14 +840,15 @@ fn metadata(
     opts: &SweepOpts,
     launcher: &Launcher,
     csv: &Path,
-    files: &[TestFile],
+    (files, hosts): (&[TestFile], Option<&Hosts>),
     start: SystemTime,
     total: usize,
 ) -> Metadata {
     let spec = ServerSpec {
         mode: Mode::Thread,
         pool: 1,
-        host: "127.0.0.1".into(),
+        host: hosts.map_or("127.0.0.1".into(), |h| h.listen.clone()),
+        allow: hosts.map_or(Vec::new(), |h| h.allow.clone()),
         root: opts.work.join("store"),
         fsync: opts.fsync,
         drain_timeout: opts.drain_timeout,
@@ -768,7 +882,22 @@ fn metadata(
             repeat: opts.repeat,
         },
         server: launcher.server_label().to_string(),
-        server_command: launcher.describe_server(&spec),
+        server_command: match hosts.and_then(|h| Some((h.server.as_ref()?, h.remote_store()?))) {
+            Some((s, (store, _))) => {
+                let spec = ServerSpec {
+                    root: PathBuf::from(store),
+                    ..spec.clone()
+                };
+                let remote = Launcher::local(&s.host.bin);
+                format!(
+                    "on {} over ssh, kept by `{} supervise`: {}",
+                    s.host.host,
+                    s.host.bin,
+                    remote.describe_server(&spec)
+                )
+            }
+            None => launcher.describe_server(&spec),
+        },
         client_pool: ClientPool {
             same_mode_as_server: true,
             client_timeout_s: opts.client_timeout.as_secs_f64(),
@@ -802,6 +931,23 @@ fn metadata(
             })
             .collect(),
         argv: opts.argv.clone(),
+        hosts: hosts.map_or(Vec::new(), |h| {
+            h.all()
+                .into_iter()
+                .map(|(role, r)| HostMeta {
+                    role: role.into(),
+                    host: r.host.clone(),
+                    address: r.address.clone(),
+                    machine: r.info.machine.clone(),
+                    arch: r.info.arch.clone(),
+                    fsbench: r.info.version.clone(),
+                    binary: r.bin.clone(),
+                    copied: r.copied,
+                })
+                .collect()
+        }),
+        client_hosts: Vec::new(),
+        lost_hosts: Vec::new(),
     }
 }
 

@@ -55,6 +55,65 @@ pub struct Metadata {
     pub pss_sampler: Vec<SamplerCosts>,
     pub test_files: Vec<TestFileMeta>,
     pub argv: Vec<String>,
+    /// The other hosts the sweep ran on (`--server-host`, `--client-hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostMeta>,
+    /// Per scenario with client hosts: each host's share and what it measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_hosts: Vec<ScenarioHosts>,
+    /// Client hosts lost and unreachable: the sweep went on without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_hosts: Vec<LostHost>,
+}
+
+/// One host of a sweep spread over hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostMeta {
+    /// `server` or `client`.
+    pub role: String,
+    /// As given (`user@host`).
+    pub host: String,
+    /// Its address on the coordinator's ssh connection.
+    pub address: String,
+    pub machine: Machine,
+    pub arch: String,
+    /// What its `fsbench --version` says.
+    pub fsbench: String,
+    /// Our binary there, and whether this sweep copied it.
+    pub binary: String,
+    pub copied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioHosts {
+    pub scenario: usize,
+    pub hosts: Vec<HostPart>,
+}
+
+/// What one client host of a spread pool did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostPart {
+    pub host: String,
+    pub address: String,
+    pub clients: usize,
+    pub first_index: usize,
+    pub success: usize,
+    /// Its own wall time (from its start to its last client's end).
+    pub wall_s: f64,
+    /// Its verified bytes over its own wall time.
+    pub aggregate_bps: f64,
+    pub cpu_s: f64,
+    /// Its PSS peak.
+    pub mem_mib: f64,
+    /// Why its clients failed as `client host lost`.
+    pub lost: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostHost {
+    pub scenario: usize,
+    pub host: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,6 +22,13 @@ SWEEP_FLAGS ?=
 SERVER_CMD ?=
 SERVER_LABEL ?=
 SERVER_FLAGS = $(if $(SERVER_CMD),--server-cmd '$(SERVER_CMD)') $(if $(SERVER_LABEL),--server-label '$(SERVER_LABEL)')
+# Other hosts, over ssh (see README, "Two machines in a lab"):
+#   make stress SERVER_HOST=user@host CLIENT_HOSTS="user@c1 user@c2" [SSH_OPTS="-F cfg"] [SSH_USER=u]
+SERVER_HOST  ?=
+CLIENT_HOSTS ?=
+SSH_OPTS     ?=
+SSH_USER     ?=
+SERVER_FLAGS += $(if $(SERVER_HOST),--server-host '$(SERVER_HOST)') $(if $(CLIENT_HOSTS),--client-hosts '$(CLIENT_HOSTS)') $(if $(SSH_OPTS),--ssh-opts '$(SSH_OPTS)') $(if $(SSH_USER),--ssh-user '$(SSH_USER)')
 SWEEP_MATRIX = --modes "$(MODES)" --ops "$(OPS)" --servers "$(SERVERS)" --repeat $(REPEAT)
 
 .PHONY: help build server test robustness fuzz lint fmt clean stress stress-quick report bench bench-cpu bench-codec
@@ -34,7 +41,8 @@ help:
 	@echo "make fuzz FUZZ_SECS=60          fuzz the request parser (needs cargo-fuzz; see fuzz/README.md)"
 	@echo "make lint                      cargo fmt --check, clippy -D warnings, no circle between src/ modules"
 	@echo "make stress                     the 162-scenario sweep -> results/stress_<UTC>.csv"
-	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT)"
+	@echo "                                (narrow it: MODES OPS VOLUMES CLIENTS SERVERS REPEAT;"
+	@echo "                                 other hosts: SERVER_HOST CLIENT_HOSTS SSH_OPTS SSH_USER)"
 	@echo "make stress-quick               the same 162 scenarios, 10/50/100 KB, clients 1/2/5"
 	@echo "                                (both end by writing the HTML report beside the CSV)"
 	@echo "make report                     the newest results/stress_*.csv as an HTML report beside it"

@@ -93,6 +93,9 @@ pub struct ServerSpec {
     pub host: String,
     /// Its `--allow` (ours): who may connect; empty: its default (loopback).
     pub allow: Vec<String>,
+    /// Ours logs every connection (`-v`): with other hosts, the log shows
+    /// who connected.
+    pub verbose: bool,
     /// The store folder (holding the test files).
     pub root: PathBuf,
     pub fsync: bool,
@@ -171,6 +174,9 @@ impl Launcher {
             a.push("--allow".into());
             a.push(spec.allow.join(","));
         }
+        if spec.verbose {
+            a.push("-v".into());
+        }
         a.push("--root".into());
         a.push(spec.root.display().to_string());
         a
@@ -237,6 +243,7 @@ mod tests {
             pool: 5,
             host: "127.0.0.1".into(),
             allow: Vec::new(),
+            verbose: false,
             root: PathBuf::from("/w/store"),
             fsync: true,
             drain_timeout: Duration::from_secs(30),

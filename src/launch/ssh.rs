@@ -67,6 +67,23 @@ pub fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Every live [`Ssh`]'s control folder, for [`remove_control_folders`].
+static CONTROL_FOLDERS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the control folders of every [`Ssh`] (a command ending on a
+/// signal, once [`crate::launch::process::stop_all`] has stopped the masters,
+/// does not drop them).
+pub fn remove_control_folders() {
+    let dirs: Vec<PathBuf> = CONTROL_FOLDERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 /// The ssh connections of one command: their settings, and a master per host.
 pub struct Ssh {
     user: Option<String>,
@@ -90,6 +107,10 @@ impl Ssh {
                 Err(e) => return Err(e),
             }
         };
+        CONTROL_FOLDERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(control.clone());
         Ok(Ssh {
             user,
             opts,
@@ -260,6 +281,10 @@ impl Drop for Ssh {
             let _ = p.stop(Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&self.control);
+        CONTROL_FOLDERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|d| *d != self.control);
     }
 }
 

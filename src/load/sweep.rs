@@ -598,6 +598,7 @@ fn run_scenario(
         pool: sc.server_pool,
         host: hosts.map_or("127.0.0.1".into(), |h| h.listen.clone()),
         allow: hosts.map_or(Vec::new(), |h| h.allow.clone()),
+        verbose: hosts.is_some(),
         root: match hosts.and_then(Hosts::remote_store) {
             Some((remote, _)) => PathBuf::from(remote),
             None => store.to_path_buf(),
@@ -816,6 +817,7 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
                 continue;
             };
             let left = process::stop_all(Duration::from_secs(35));
+            crate::launch::ssh::remove_control_folders();
             let _ = clean_store(&shared.store, &shared.keep);
             let _csv = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
             let _ = shared.update_meta(|m| {
@@ -849,6 +851,7 @@ fn metadata(
         pool: 1,
         host: hosts.map_or("127.0.0.1".into(), |h| h.listen.clone()),
         allow: hosts.map_or(Vec::new(), |h| h.allow.clone()),
+        verbose: hosts.is_some(),
         root: opts.work.join("store"),
         fsync: opts.fsync,
         drain_timeout: opts.drain_timeout,

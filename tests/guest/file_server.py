@@ -46,7 +46,10 @@ Faults, each off by default, for the tests:
                       answer still says OK;
   --never-ready       binds and listens (so a connect succeeds, from the
                       kernel's backlog) but never accepts nor answers;
-  --ignore-sigterm    SIGTERM is ignored (SIGINT still stops it, SIGKILL kills it).
+  --ignore-sigterm    SIGTERM is ignored (SIGINT still stops it, SIGKILL kills it);
+  --stall-get         a GET is never answered: its connection waits until the
+                      client closes it or the server stops (a transfer that
+                      lasts as long as a test needs, with no clock in it).
 
 Shutdown: a connection waiting for its next request is closed; one in the
 middle of a request is answered first. In process mode the parent closes the
@@ -112,6 +115,7 @@ class Faults:
     def __init__(self, args):
         self.corrupt_download = args.corrupt_download
         self.truncate_upload = args.truncate_upload
+        self.stall_get = args.stall_get
 
 
 class Stop:
@@ -330,6 +334,14 @@ class Handler:
         return fd
 
     def get(self, conn, name):
+        if self.faults.stall_get:
+            # Until the client goes (EOF or reset) or the server stops.
+            try:
+                while conn._wait(True) is None and conn.sock.recv(65536):
+                    pass
+            except (OSError, TimeoutError, Stopped):
+                pass
+            raise Stopped()
         reason = bad_name(name)
         if reason:
             conn.error(reason)
@@ -550,6 +562,7 @@ def parse_args(argv):
     ap.add_argument("--truncate-upload", action="store_true")
     ap.add_argument("--never-ready", action="store_true")
     ap.add_argument("--ignore-sigterm", action="store_true")
+    ap.add_argument("--stall-get", action="store_true")
     args = ap.parse_args(argv)
     if args.workers < 1:
         ap.error("--workers must be at least 1")

@@ -23,13 +23,13 @@ use crate::common::{spawn_server, wait_exit, TempDir, BIN, T};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netns-lab.sh");
 
 /// The lab's hosts and their addresses.
-const HOSTS: [(&str, &str); 3] = [
+pub const HOSTS: [(&str, &str); 3] = [
     ("srv", "198.18.0.1"),
     ("c1", "198.18.0.2"),
     ("c2", "198.18.0.3"),
 ];
 
-fn addr(host: &str) -> &'static str {
+pub fn addr(host: &str) -> &'static str {
     HOSTS
         .iter()
         .find(|(h, _)| *h == host)
@@ -45,18 +45,18 @@ pub fn skipped(test: &str, why: &str) {
     );
 }
 
-fn text(b: &[u8]) -> String {
+pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn run(cmd: &mut Command) -> Output {
+pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
 }
 
 /// Runs `cmd`, which must succeed; its stdout.
-fn ok(cmd: &mut Command) -> String {
+pub fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
         out.status.success(),
@@ -98,9 +98,9 @@ fn unavailable(prefix: &str) -> Option<String> {
 }
 
 /// A lab of this test process, taken down on drop.
-struct Lab {
-    prefix: String,
-    state: PathBuf,
+pub struct Lab {
+    pub prefix: String,
+    pub state: PathBuf,
     /// The inode of each of its namespaces that existed, to find the
     /// processes in them in /proc once their names are gone.
     ns_inodes: Vec<u64>,
@@ -110,7 +110,7 @@ impl Lab {
     /// A lab not yet up (any lab of the same prefix left by an earlier run
     /// of this pid removed); `None`, said loudly, when this machine cannot
     /// hold one.
-    fn new(test: &str, tag: char) -> Option<Lab> {
+    pub fn new(test: &str, tag: char) -> Option<Lab> {
         let prefix = format!("l{}{tag}", std::process::id() % 10_000_000);
         if let Some(why) = unavailable(&prefix) {
             skipped(test, &why);
@@ -127,7 +127,7 @@ impl Lab {
     }
 
     /// A lab up, every host reachable over ssh (`up` checks that itself).
-    fn up(test: &str, tag: char) -> Option<Lab> {
+    pub fn up(test: &str, tag: char) -> Option<Lab> {
         let mut lab = Lab::new(test, tag)?;
         let out = lab.script("up");
         assert!(
@@ -153,7 +153,7 @@ impl Lab {
             .env("FSB_LAB_PREFIX", &self.prefix))
     }
 
-    fn ns(&self, host: &str) -> String {
+    pub fn ns(&self, host: &str) -> String {
         format!("{}-{host}", self.prefix)
     }
 
@@ -167,13 +167,13 @@ impl Lab {
     }
 
     /// The key folder, as the lab's state folder names it.
-    fn keys(&self) -> PathBuf {
+    pub fn keys(&self) -> PathBuf {
         let dir = std::fs::read_to_string(self.state.join("keydir")).expect("the lab's keydir");
         PathBuf::from(dir.trim())
     }
 
     /// `cmd` run on `host` (in its namespace).
-    fn on(&self, host: &str, program: &str) -> Command {
+    pub fn on(&self, host: &str, program: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns(host), program]);
         c
@@ -198,7 +198,7 @@ impl Lab {
     /// The processes still in the lab's namespaces, or running the lab's
     /// sshds (named by their config in its state folder), as pid and
     /// command line; zombies, which run nothing, do not count.
-    fn processes(&self) -> Vec<(u32, String)> {
+    pub fn processes(&self) -> Vec<(u32, String)> {
         let state = format!("{}/", self.state.display());
         let mut found = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -240,7 +240,7 @@ impl Lab {
     }
 
     /// `down`, which must succeed.
-    fn down(&self) {
+    pub fn down(&self) {
         let out = self.script("down");
         assert!(
             out.status.success(),
@@ -251,7 +251,7 @@ impl Lab {
     }
 
     /// Nothing of the lab is left: no namespace, link, process or folder.
-    fn assert_gone(&self) {
+    pub fn assert_gone(&self) {
         let netns = ok(Command::new("ip").args(["netns", "list"]));
         let links = ok(Command::new("ip").args(["-o", "link", "show"]));
         let mine = format!("{}-", self.prefix);

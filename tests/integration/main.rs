@@ -35,6 +35,7 @@ mod compat;
 mod guest;
 mod lab;
 mod load;
+mod multihost;
 mod process_pool;
 mod properties;
 mod report;

@@ -1,0 +1,507 @@
+//! The sweep and the pool over ssh, in the lab of network namespaces
+//! (`scripts/netns-lab.sh`): the coordinator runs on the server's host (srv,
+//! 198.18.0.1), the server is started there over ssh, and the clients run on
+//! c1 (198.18.0.2) and c2 (198.18.0.3).
+//!
+//! - a quick sweep (KB volumes, both modes) with every byte verified, the
+//!   clients split over both hosts, the server admitting exactly them and
+//!   the coordinator, and nothing of ours left running on any host;
+//! - a host without sshd: one line naming it, exit 2, before any scenario;
+//! - a client host lost in the middle of a scenario: its clients fail as
+//!   `client host lost: HOST`, and the sweep goes on without it once it
+//!   cannot be reached;
+//! - Ctrl-C on the coordinator stops every remote process.
+//!
+//! Skipped loudly without root and `ip netns` (see `lab`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{wait_exit, wait_until, TempDir, BIN, T};
+use crate::lab::{addr, run, text, Lab};
+
+const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/file_server.py");
+
+/// The flags that put a sweep (or a pool) on the lab's hosts.
+fn host_flags(lab: &Lab, dir: &TempDir, clients: &[&str]) -> Vec<String> {
+    let clients: Vec<&str> = clients.iter().map(|h| addr(h)).collect();
+    vec![
+        "--client-hosts".into(),
+        clients.join(" "),
+        "--ssh-opts".into(),
+        format!("-F {}/ssh_config", lab.state.display()),
+        "--remote-dir".into(),
+        dir.path().join("remote").display().to_string(),
+    ]
+}
+
+/// `fsbench sweep` run by the coordinator on srv, with its server there too.
+fn sweep_cmd(lab: &Lab, dir: &TempDir, clients: &[&str], args: &[&str]) -> Command {
+    let mut c = lab.on("srv", BIN);
+    c.arg("sweep")
+        .args(["--server-host", addr("srv")])
+        .args(host_flags(lab, dir, clients))
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .arg("--no-fsync")
+        .args(args);
+    c
+}
+
+/// A template server on srv whose GETs are never answered: a scenario that
+/// lasts until its clients time out.
+fn stalling_server() -> String {
+    format!(
+        "python3 {GUEST} --mode {{mode}} --workers {{pool}} --port {{port}} --host {{host}} --root {{root}} --stall-get"
+    )
+}
+
+/// The processes in the lab's namespaces but its sshds' listeners: ours
+/// (fsbench, the guest server) and the ssh sessions that ran them.
+fn ours_in_lab(lab: &Lab) -> Vec<(u32, String)> {
+    lab.processes()
+        .into_iter()
+        .filter(|(_, c)| !c.starts_with("sshd: /usr/sbin/sshd -f "))
+        .collect()
+}
+
+/// Waits (bounded) until a process of ours on `host` runs `what`.
+fn wait_for_process(lab: &Lab, host: &str, what: &str) -> u32 {
+    let ns = std::fs::metadata(format!("/run/netns/{}", lab.ns(host))).expect("its namespace");
+    use std::os::unix::fs::MetadataExt;
+    let want = format!("net:[{}]", ns.ino());
+    let mut found = 0;
+    wait_until(format!("{what} on {host}"), T, || {
+        found = lab
+            .processes()
+            .into_iter()
+            .find(|(pid, c)| {
+                c.contains(what)
+                    && std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                        .is_ok_and(|l| l.display().to_string() == want)
+            })
+            .map_or(0, |(pid, _)| pid);
+        found != 0
+    });
+    found
+}
+
+/// The one CSV of a results folder, as records of (header -> value).
+fn rows(results: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let csv = std::fs::read_dir(results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        .expect("a CSV");
+    let mut r = csv::Reader::from_path(&csv).unwrap();
+    let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            head.iter()
+                .cloned()
+                .zip(rec.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn metadata(results: &Path) -> Value {
+    let json = std::fs::read_dir(results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("the metadata");
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+fn server_log(results: &Path) -> String {
+    let log = std::fs::read_dir(results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".server.log"))
+        .expect("the server log");
+    std::fs::read_to_string(log).unwrap()
+}
+
+fn assert_ran(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// What is left in the store on srv besides the test files.
+fn store_leftovers(dir: &TempDir) -> Vec<String> {
+    let store = dir.path().join("remote/work/store");
+    std::fs::read_dir(store)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with("file_") && n != ".tmp")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leaves_nothing() {
+    let Some(lab) = Lab::up(
+        "multihost::a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leaves_nothing",
+        'd',
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("multihost");
+    let out = run(&mut sweep_cmd(
+        &lab,
+        &dir,
+        &["c1", "c2"],
+        &[
+            "--modes",
+            "thread process",
+            "--servers",
+            "2",
+            "--ops",
+            "download upload list",
+            "--volumes",
+            "10KB 100KB",
+            "--clients",
+            "1 5",
+        ],
+    ));
+    assert_ran(&out, 0);
+    let err = text(&out.stderr);
+    for h in ["srv", "c1", "c2"] {
+        assert!(
+            err.contains(&format!("host {} ({})", addr(h), addr(h))),
+            "{h} readied: {err}"
+        );
+    }
+    assert!(
+        err.contains("download 100KB x5 on 198.18.0.2:3 198.18.0.3:2"),
+        "the progress line shows the split: {err}"
+    );
+
+    let results = dir.path().join("results");
+    let rows = rows(&results);
+    assert_eq!(rows.len(), 2 * 3 * 2 * 2, "every scenario has its row");
+    for r in &rows {
+        let clients: u64 = r["client_pool"].parse().unwrap();
+        assert_eq!(r["success"], r["client_pool"], "{r:?}");
+        assert_eq!(r["fail"], "0", "{r:?}");
+        assert_eq!(r["errors"], "", "{r:?}");
+        // The server counted each client's task: its STATS reached us.
+        assert_eq!(r["server_success"], r["client_pool"], "{r:?}");
+        if r["operation"] != "list" {
+            let bytes: u64 = match r["volume"].as_str() {
+                "10KB" => 10 * 1024,
+                "100KB" => 100 * 1024,
+                v => panic!("volume {v}"),
+            };
+            assert_eq!(
+                r["bytes_verified"],
+                (clients * bytes).to_string(),
+                "every byte verified: {r:?}"
+            );
+        }
+        assert!(r["client_mem_mib"].parse::<f64>().unwrap() > 0.0, "{r:?}");
+        assert!(r["server_mem_mib"].parse::<f64>().unwrap() > 0.0, "{r:?}");
+    }
+
+    let m = metadata(&results);
+    let hosts: Vec<(String, String)> = m["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert!(h["machine"]["cores"].as_u64().unwrap() >= 1, "{h}");
+            assert!(
+                h["fsbench"].as_str().unwrap().starts_with("fsbench "),
+                "{h}"
+            );
+            (
+                h["role"].as_str().unwrap().to_string(),
+                h["address"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("server".to_string(), addr("srv").to_string()),
+            ("client".to_string(), addr("c1").to_string()),
+            ("client".to_string(), addr("c2").to_string()),
+        ]
+    );
+    // Per scenario, each host's share: 5 clients as 3 + 2, 1 as 1 on c1.
+    for s in m["client_hosts"].as_array().unwrap() {
+        let shares: Vec<u64> = s["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["clients"].as_u64().unwrap())
+            .collect();
+        assert!(shares == [3, 2] || shares == [1], "{s}");
+    }
+
+    // The server saw the client hosts and the coordinator (its readiness
+    // check, STATS and DELETE come from srv) and nothing else.
+    let log = server_log(&results);
+    let peers: BTreeSet<&str> = log
+        .lines()
+        .filter_map(|l| l.split(" accepted ").nth(1))
+        .filter_map(|p| p.rsplit_once(':').map(|(ip, _)| ip))
+        .collect();
+    assert_eq!(
+        peers,
+        BTreeSet::from([addr("srv"), addr("c1"), addr("c2")]),
+        "{log}"
+    );
+    assert!(!log.contains("refused"), "{log}");
+
+    // Our binary was copied once, by hash, into the cache folder.
+    let bins: Vec<_> = std::fs::read_dir(dir.path().join("remote/bin"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(bins.len(), 1, "{bins:?}");
+    assert!(bins[0].starts_with("fsbench-"), "{bins:?}");
+    assert_eq!(store_leftovers(&dir), Vec::<String>::new());
+    assert_eq!(ours_in_lab(&lab), vec![], "nothing of ours left running");
+
+    // Again: the copy there is ours already (same hash), not copied twice.
+    let again = run(&mut sweep_cmd(
+        &lab,
+        &dir,
+        &["c1"],
+        &[
+            "--modes",
+            "thread",
+            "--servers",
+            "1",
+            "--ops",
+            "list",
+            "--volumes",
+            "10KB",
+            "--clients",
+            "1",
+            "--prefix",
+            "again",
+        ],
+    ));
+    assert_ran(&again, 0);
+    assert!(
+        text(&again.stderr).contains("fsbench already in"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(!text(&again.stderr).contains("copied to"));
+
+    lab.down();
+    lab.assert_gone();
+}
+
+#[test]
+fn a_host_without_sshd_is_one_line_naming_it_and_exit_2_before_any_scenario() {
+    let Some(lab) = Lab::up(
+        "multihost::a_host_without_sshd_is_one_line_naming_it_and_exit_2_before_any_scenario",
+        'e',
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("multihost-nosshd");
+    let pid: u32 = std::fs::read_to_string(lab.state.join("sshd_c2.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    fsbench::sys::kill(pid, fsbench::sys::SIGTERM).unwrap();
+    wait_until("c2's sshd gone", T, || !crate::common::alive(pid));
+
+    let out = run(&mut sweep_cmd(&lab, &dir, &["c1", "c2"], &["--quick"]));
+    assert_ran(&out, 2);
+    let last = text(&out.stderr).lines().last().unwrap_or("").to_string();
+    assert!(
+        last.starts_with("fsbench sweep: client host 198.18.0.3: cannot connect over ssh: ")
+            && last.contains("Connection refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("results").exists()
+            || std::fs::read_dir(dir.path().join("results"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no scenario ran, no CSV written"
+    );
+
+    // The pool says the same.
+    let mut pool = lab.on("srv", BIN);
+    pool.args(["pool", "--host", addr("srv"), "--port", "1"])
+        .args(host_flags(&lab, &dir, &["c2"]));
+    let out = run(&mut pool);
+    assert_ran(&out, 2);
+    assert!(
+        text(&out.stderr).contains("client host 198.18.0.3: cannot connect over ssh"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(ours_in_lab(&lab), vec![]);
+    lab.down();
+    lab.assert_gone();
+}
+
+#[test]
+fn a_client_host_lost_mid_scenario_fails_its_clients_and_the_sweep_goes_on_without_it() {
+    let Some(lab) = Lab::up(
+        "multihost::a_client_host_lost_mid_scenario_fails_its_clients_and_the_sweep_goes_on_without_it",
+        'f',
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("multihost-lost");
+    let template = stalling_server();
+    let mut cmd = sweep_cmd(
+        &lab,
+        &dir,
+        &["c1", "c2"],
+        &[
+            "--modes",
+            "thread",
+            "--servers",
+            "1",
+            "--ops",
+            "download",
+            "--volumes",
+            "10KB",
+            "--clients",
+            "4",
+            "--repeat",
+            "2",
+            // How long c1's stalled clients wait: a bound, not a clock the
+            // test depends on.
+            "--timeout",
+            "3",
+            "--server-cmd",
+            &template,
+            "--server-label",
+            "guest",
+        ],
+    );
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // c2's pool is running (its clients wait on their GETs): c2 goes away,
+    // its sshd with it, so it stays unreachable.
+    wait_for_process(&lab, "c2", " pool --json");
+    let c2: Vec<String> = crate::lab::ok(Command::new("ip").args(["netns", "pids", &lab.ns("c2")]))
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    // (Some may have ended between the listing and the kill.)
+    run(Command::new("kill").arg("-KILL").args(&c2));
+    let out = child.wait_with_output().unwrap();
+    assert_ran(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("client host 198.18.0.3 lost in scenario 1 and unreachable")
+            && err.contains("the sweep goes on with 1 client host(s)"),
+        "{err}"
+    );
+    let results = dir.path().join("results");
+    let rows = rows(&results);
+    assert_eq!(rows.len(), 2, "{err}");
+    assert!(
+        rows[0]["errors"].contains("client host lost: 198.18.0.3: 2"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        !rows[1]["errors"].contains("client host lost"),
+        "{:?}",
+        rows[1]
+    );
+    let m = metadata(&results);
+    assert_eq!(m["lost_hosts"][0]["host"], addr("c2"), "{m}");
+    let second = &m["client_hosts"][1]["hosts"];
+    assert_eq!(second.as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(second[0]["host"], addr("c1"));
+    assert_eq!(second[0]["clients"], 4);
+    assert_eq!(ours_in_lab(&lab), vec![]);
+    lab.down();
+    lab.assert_gone();
+}
+
+#[test]
+fn ctrl_c_on_the_coordinator_stops_every_remote_process() {
+    let Some(lab) = Lab::up(
+        "multihost::ctrl_c_on_the_coordinator_stops_every_remote_process",
+        'g',
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("multihost-int");
+    let template = stalling_server();
+    let mut cmd = sweep_cmd(
+        &lab,
+        &dir,
+        &["c1", "c2"],
+        &[
+            "--modes",
+            "process",
+            "--servers",
+            "2",
+            "--ops",
+            "download",
+            "--volumes",
+            "10KB",
+            "--clients",
+            "4",
+            "--timeout",
+            "60",
+            "--server-cmd",
+            &template,
+        ],
+    );
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Everything is up: the server's keeper on srv, a pool and its client
+    // processes on each client host.
+    wait_for_process(&lab, "srv", "file_server.py");
+    for h in ["c1", "c2"] {
+        wait_for_process(&lab, h, "pool-worker");
+    }
+    fsbench::sys::kill(child.id(), fsbench::sys::SIGINT).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60)).expect("the sweep stops");
+    assert_eq!(status.code(), Some(130));
+    let mut left = Vec::new();
+    wait_until("no process of ours left on any host", T, || {
+        left = ours_in_lab(&lab);
+        left.is_empty()
+    });
+    assert_eq!(store_leftovers(&dir), Vec::<String>::new());
+    lab.down();
+    lab.assert_gone();
+}

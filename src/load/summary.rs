@@ -142,6 +142,32 @@ pub fn write_text<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
         "CPU of the pool:         {:.3} s (user + system of the clients and the coordinating thread)",
         r.cpu_s
     )?;
+    if !r.hosts.is_empty() {
+        writeln!(
+            w,
+            "client hosts:            {} (memory and CPU above: summed over them; wall time from the common start)",
+            r.hosts.len()
+        )?;
+        for h in &r.hosts {
+            write!(
+                w,
+                "  {} ({}): clients {}..{}, {} ok, {} over {:.6} s, CPU {:.3} s, PSS {:.1} MB",
+                h.host,
+                h.address,
+                h.first_index,
+                h.first_index + h.clients - 1,
+                h.success,
+                mbps(h.aggregate_bps),
+                h.wall_s,
+                h.cpu_s,
+                h.mem_mib
+            )?;
+            match &h.lost {
+                Some(why) => writeln!(w, "; LOST: {why}")?,
+                None => writeln!(w)?,
+            }
+        }
+    }
     if s.failures.is_empty() {
         writeln!(w, "failures:                none")?;
     } else {

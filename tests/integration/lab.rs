@@ -368,7 +368,11 @@ print(port, n, how)
 
 /// `ip netns exec NS fsbench serve ...` on the server host, on port 0: the
 /// child (ip execs the server in place), its address, its log.
-fn serve_in_lab(lab: &Lab, dir: &TempDir, args: &[&str]) -> (std::process::Child, u16, PathBuf) {
+pub fn serve_in_lab(
+    lab: &Lab,
+    dir: &TempDir,
+    args: &[&str],
+) -> (std::process::Child, u16, PathBuf) {
     let root = dir.path().join("files");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("hello.txt"), b"hi").unwrap();

@@ -311,6 +311,55 @@ fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leav
     );
     assert!(!text(&again.stderr).contains("copied to"));
 
+    // `fsbench pool --client-hosts`: 5 uploads as 3 on c1 and 2 on c2,
+    // against a server on srv that admits the lab's subnet.
+    let (mut server, port, _log) = crate::lab::serve_in_lab(
+        &lab,
+        &dir,
+        &["--host", addr("srv"), "--allow", "198.18.0.0/24"],
+    );
+    let mut pool = lab.on("srv", BIN);
+    pool.args([
+        "pool",
+        "--json",
+        "--operation",
+        "upload",
+        "--volume",
+        "10KB",
+    ])
+    .args(["--clients", "5", "--mode", "process", "--host", addr("srv")])
+    .args(["--port", &port.to_string()])
+    .args(host_flags(&lab, &dir, &["c1", "c2"]));
+    let out = run(&mut pool);
+    assert_ran(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the pool's JSON");
+    assert_eq!(v["success"], 5, "{v}");
+    assert_eq!(v["bytes_verified"], 5 * 10 * 1024, "{v}");
+    let idx: Vec<u64> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, [0, 1, 2, 3, 4], "{v}");
+    let shares: Vec<(&str, u64, u64)> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap(),
+                h["first_index"].as_u64().unwrap(),
+                h["success"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shares, [(addr("c1"), 0, 3), (addr("c2"), 3, 2)], "{v}");
+    fsbench::sys::kill(server.id(), fsbench::sys::SIGTERM).unwrap();
+    assert!(wait_exit(&mut server, T)
+        .expect("the server stops")
+        .success());
+
     lab.down();
     lab.assert_gone();
 }

@@ -200,6 +200,18 @@ impl Lab {
     /// command line; zombies, which run nothing, do not count.
     pub fn processes(&self) -> Vec<(u32, String)> {
         let state = format!("{}/", self.state.display());
+        // A namespace's inode is reused once it is deleted: one of ours that
+        // is gone may have the number of another lab's (a parallel test's),
+        // which is then named in /run/netns by that lab's prefix.
+        let mine = format!("{}-", self.prefix);
+        let others: Vec<u64> = std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with(&mine))
+                    .filter_map(|e| e.metadata().ok().map(|m| m.ino()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut found = Vec::new();
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -217,6 +229,7 @@ impl Lab {
             let in_lab = self
                 .ns_inodes
                 .iter()
+                .filter(|ino| !others.contains(ino))
                 .any(|ino| net == format!("net:[{ino}]"));
             if in_lab || cmdline.contains(&state) {
                 found.push((pid, cmdline));

@@ -133,13 +133,9 @@ struct SshArgs {
 }
 
 impl SshArgs {
-    fn parse(a: &mut pico_args::Arguments, with_server: bool) -> Result<SshArgs, String> {
+    fn parse(a: &mut pico_args::Arguments) -> Result<SshArgs, String> {
         Ok(SshArgs {
-            server_host: if with_server {
-                opt(a, "--server-host")?
-            } else {
-                None
-            },
+            server_host: opt(a, "--server-host")?,
             client_hosts: opt(a, "--client-hosts")?,
             ssh_user: opt(a, "--ssh-user")?,
             ssh_opts: opt(a, "--ssh-opts")?,
@@ -210,7 +206,7 @@ impl PoolArgs {
             start_on_stdin: a.contains("--start-on-stdin"),
             first_index: opt(a, "--first-index")?,
             upload_sha256: opt(a, "--upload-sha256")?,
-            ssh: SshArgs::parse(a, false)?,
+            ssh: SshArgs::parse(a)?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -253,6 +249,13 @@ impl PoolArgs {
                     opts.first_index + clients
                 ));
             }
+        }
+        if self.ssh.server_host.is_some() {
+            return Err(
+                "--server-host is the sweep's (it starts a server per scenario there); \
+                 a pool is given its server with --host and --port"
+                    .into(),
+            );
         }
         let remote = self.ssh.validate()?;
         if remote.any() && self.start_on_stdin {
@@ -411,7 +414,7 @@ impl SweepArgs {
             server_label: opt(a, "--server-label")?,
             server_start_timeout: opt(a, "--server-start-timeout")?,
             upload_check: opt(a, "--upload-check")?,
-            ssh: SshArgs::parse(a, true)?,
+            ssh: SshArgs::parse(a)?,
         };
         argv.finish()?;
         Ok(parsed)
@@ -607,7 +610,8 @@ mod tests {
         let e = pool_remote(&["--client-hosts", "a", "--start-on-stdin"]).unwrap_err();
         assert!(e.contains("--start-on-stdin"), "{e}");
         // A pool has no server to start: --server-host is the sweep's.
-        assert!(pool_remote(&["--server-host", "a"]).is_err());
+        let e = pool_remote(&["--server-host", "a"]).unwrap_err();
+        assert!(e.contains("--host and --port"), "{e}");
         let s = sweep_opts(&["--server-host", "srv", "--client-hosts", "c1 c2"]).unwrap();
         assert_eq!(s.remote.server_host.as_deref(), Some("srv"));
         assert_eq!(s.remote.client_hosts, ["c1", "c2"]);

@@ -401,6 +401,9 @@ pub fn prepare(
 ) -> Result<RemoteHost, String> {
     ssh.connect(host)
         .map_err(|e| format!("cannot connect over ssh: {e}"))?;
+    // `~/x` is `x`: a session starts in the home folder (and a quoted `~`
+    // would not be expanded).
+    let dir = dir.strip_prefix("~/").unwrap_or(dir);
     let bin = format!(
         "{}/bin/fsbench-{}",
         dir.trim_end_matches('/'),

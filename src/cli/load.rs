@@ -258,6 +258,19 @@ impl PoolArgs {
             );
         }
         let remote = self.ssh.validate()?;
+        let loopback = opts
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .map_or(opts.addr.starts_with("localhost:"), |a| {
+                a.ip().is_loopback()
+            });
+        if remote.any() && loopback {
+            return Err(format!(
+                "--client-hosts: the server at {} is on loopback, which other hosts cannot reach: \
+                 give its address on their network (--host)",
+                opts.addr
+            ));
+        }
         if remote.any() && self.start_on_stdin {
             return Err(
                 "--start-on-stdin is for a pool on one host, not with --client-hosts".into(),
@@ -587,7 +600,11 @@ mod tests {
 
     #[test]
     fn ssh_flags_name_hosts_and_nothing_else() {
+        let e = pool_remote(&["--client-hosts", "c1"]).unwrap_err();
+        assert!(e.contains("on loopback"), "{e}");
         let r = pool_remote(&[
+            "--host",
+            "198.18.0.1",
             "--client-hosts",
             "root@198.18.0.2, 198.18.0.3",
             "--ssh-opts",
@@ -603,11 +620,18 @@ mod tests {
         assert_eq!(r.server_host, None);
         let e = pool_remote(&["--client-hosts", "-oProxyCommand=x"]).unwrap_err();
         assert!(e.contains("not a host"), "{e}");
-        let e = pool_remote(&["--client-hosts", "a a"]).unwrap_err();
+        let e = pool_remote(&["--host", "10.0.0.1", "--client-hosts", "a a"]).unwrap_err();
         assert!(e.contains("twice"), "{e}");
         let e = pool_remote(&["--ssh-user", "x"]).unwrap_err();
         assert!(e.contains("go with"), "{e}");
-        let e = pool_remote(&["--client-hosts", "a", "--start-on-stdin"]).unwrap_err();
+        let e = pool_remote(&[
+            "--host",
+            "10.0.0.1",
+            "--client-hosts",
+            "a",
+            "--start-on-stdin",
+        ])
+        .unwrap_err();
         assert!(e.contains("--start-on-stdin"), "{e}");
         // A pool has no server to start: --server-host is the sweep's.
         let e = pool_remote(&["--server-host", "a"]).unwrap_err();

@@ -49,8 +49,10 @@ pool flags:
                                on stdin (how --client-hosts starts the hosts together);
                                the end of stdin ends the pool
   --first-index N              the index of the first client (default 0)
-  --upload-sha256 LIST         each client's upload SHA-256, by index (default: hashed
-                               while sent)
+  --upload-sha256 LIST         each client's upload SHA-256, from the first index on
+                               (default: hashed while sent)
+  --heartbeat SECS             with --start-on-stdin: no line on stdin for SECS (the
+                               coordinator sends PING) ends the pool
 
 sweep flags (lists are space- or comma-separated):
   --quick                      volumes 10KB 50KB 100KB, client pools 1 2 5
@@ -117,6 +119,7 @@ struct PoolArgs {
     json: bool,
     upload_check: Option<UploadCheck>,
     start_on_stdin: bool,
+    heartbeat: Option<f64>,
     first_index: Option<usize>,
     upload_sha256: Option<String>,
     ssh: SshArgs,
@@ -164,6 +167,9 @@ impl SshArgs {
             }
             seen.push(h.clone());
         }
+        if let Some(u) = &self.ssh_user {
+            crate::launch::ssh::check_user(u).map_err(|e| format!("--ssh-user: {e}"))?;
+        }
         let ssh_opts: Vec<String> = self
             .ssh_opts
             .as_deref()
@@ -204,6 +210,7 @@ impl PoolArgs {
             json: a.contains("--json"),
             upload_check: opt(a, "--upload-check")?,
             start_on_stdin: a.contains("--start-on-stdin"),
+            heartbeat: opt(a, "--heartbeat")?,
             first_index: opt(a, "--first-index")?,
             upload_sha256: opt(a, "--upload-sha256")?,
             ssh: SshArgs::parse(a)?,
@@ -231,8 +238,11 @@ impl PoolArgs {
         }
         opts.exe = exe(self.bin)?;
         opts.upload_check = self.upload_check.unwrap_or_default();
-        if self.start_on_stdin {
-            opts.start = StartSignal::StdinLine;
+        let heartbeat = self.heartbeat.map(|h| secs("--heartbeat", h)).transpose()?;
+        match (self.start_on_stdin, heartbeat) {
+            (true, heartbeat) => opts.start = StartSignal::StdinLine { heartbeat },
+            (false, Some(_)) => return Err("--heartbeat goes with --start-on-stdin".into()),
+            (false, None) => {}
         }
         opts.first_index = self.first_index.unwrap_or(0);
         if let Some(list) = &self.upload_sha256 {
@@ -241,12 +251,10 @@ impl PoolArgs {
                 .map(|h| sha256_hex(h.trim()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| format!("--upload-sha256: {e}"))?;
-            if opts.upload_sha256.len() < opts.first_index + clients {
+            if opts.upload_sha256.len() != clients {
                 return Err(format!(
-                    "--upload-sha256: {} sums for clients {}..{}",
+                    "--upload-sha256: {} sums for {clients} clients",
                     opts.upload_sha256.len(),
-                    opts.first_index,
-                    opts.first_index + clients
                 ));
             }
         }
@@ -366,6 +374,7 @@ impl PoolWorkerArgs {
                 .unwrap_or_default(),
             seed: self.seed,
             upload_sha256: Vec::new(),
+            first_index: 0,
             upload_check: self.upload_check,
         };
         Ok((job, self.index))
@@ -645,15 +654,24 @@ mod tests {
             "--first-index",
             "1",
             "--start-on-stdin",
+            "--heartbeat",
+            "15",
             "--upload-sha256",
-            &["a".repeat(64), "B".repeat(64), "c".repeat(64)].join(","),
+            &["a".repeat(64), "B".repeat(64)].join(","),
         ])
         .unwrap();
         assert_eq!(o.first_index, 1);
-        assert_eq!(o.start, StartSignal::StdinLine);
+        assert_eq!(
+            o.start,
+            StartSignal::StdinLine {
+                heartbeat: Some(Duration::from_secs(15))
+            }
+        );
         assert_eq!(o.upload_sha256[1], "b".repeat(64));
         let e = pool_opts(&["--clients", "3", "--upload-sha256", &"a".repeat(64)]).unwrap_err();
-        assert!(e.contains("1 sums for clients 0..3"), "{e}");
+        assert!(e.contains("1 sums for 3 clients"), "{e}");
+        let e = pool_opts(&["--heartbeat", "5"]).unwrap_err();
+        assert!(e.contains("goes with --start-on-stdin"), "{e}");
     }
 
     fn sweep_opts(args: &[&str]) -> Result<SweepOpts, String> {

@@ -13,8 +13,9 @@ use crate::load::sweep::clean_store;
 
 pub(super) const FLAGS: &str = "\
 supervise flags (run over ssh by the sweep): [--port-on ADDR] [--signal-leader]
-  [--clean-store DIR] -- PROGRAM ARGS...   runs PROGRAM in a group of its own; stdin
-  lines START, END (prints SUPERVISE MEASURED {json}), TERM, KILL; stdin's end kills it
+  [--clean-store DIR] [--heartbeat SECS] -- PROGRAM ARGS...   runs PROGRAM in a group
+  of its own; stdin lines START, END (prints SUPERVISE MEASURED {json}), TERM, KILL,
+  PING; stdin's end (or, with --heartbeat, no line for SECS) kills it
 host-info: this binary's version, architecture and machine, as one JSON line
 ";
 
@@ -23,6 +24,7 @@ struct SuperviseArgs {
     port_on: Option<String>,
     signal_leader: bool,
     clean_store: Option<PathBuf>,
+    heartbeat: Option<f64>,
     program: Vec<String>,
 }
 
@@ -33,6 +35,7 @@ impl SuperviseArgs {
             port_on: opt(a, "--port-on")?,
             signal_leader: a.contains("--signal-leader"),
             clean_store: opt_path(a, "--clean-store")?,
+            heartbeat: opt(a, "--heartbeat")?,
             program: Vec::new(),
         };
         parsed.program = argv
@@ -53,6 +56,11 @@ pub(super) fn supervise(argv: Argv) -> Result<ExitCode, Failure> {
         port_on: a.port_on,
         signal_leader: a.signal_leader,
         program: a.program,
+        heartbeat: a
+            .heartbeat
+            .map(|s| super::secs("--heartbeat", s))
+            .transpose()
+            .map_err(|m| Failure::usage(m, Some(FLAGS)))?,
     };
     let store = a.clean_store;
     let st = supervise::run(&opts, || {

@@ -17,14 +17,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{ChildStdin, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientError};
 use crate::launch::measure::{PssSampler, Watch};
 use crate::launch::process::Spawned;
-use crate::launch::ssh::{self, RemoteHost, Ssh};
+use crate::launch::ssh::{self, RemoteHost, SessionInput, Ssh};
 use crate::launch::supervise::{self, Measured};
 use crate::launch::{measure, Launcher, ServerKind, ServerSpec};
 use crate::sys;
@@ -48,15 +48,14 @@ pub struct ServerHandle {
 /// The coordinator's end of `fsbench supervise` on another host.
 struct Supervised {
     host: String,
-    stdin: ChildStdin,
+    stdin: SessionInput,
     /// Supervise's own lines (`MEASURED ...`, `EXIT ...`), prefix removed.
     said: mpsc::Receiver<String>,
 }
 
 impl Supervised {
     fn tell(&mut self, line: &str) -> io::Result<()> {
-        writeln!(self.stdin, "{line}")?;
-        self.stdin.flush()
+        self.stdin.send(line)
     }
 
     /// The next line of supervise that starts with `word`, within `limit`.
@@ -458,6 +457,10 @@ fn start_remote(
     let bin = r.host.bin.as_str();
     let mut words: Vec<String> = vec![bin.into(), "supervise".into()];
     words.extend(["--clean-store".into(), spec.root.display().to_string()]);
+    words.extend([
+        "--heartbeat".into(),
+        ssh::SILENCE_LIMIT.as_secs().to_string(),
+    ]);
     match launcher.server_kind() {
         ServerKind::Fsbench => {
             words.push("--signal-leader".into());
@@ -508,7 +511,7 @@ fn start_remote(
     });
     let mut sup = Supervised {
         host: r.host.host.clone(),
-        stdin,
+        stdin: SessionInput::new(stdin),
         said,
     };
     let log_tail = || {

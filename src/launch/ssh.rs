@@ -19,10 +19,10 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,14 @@ pub fn command_line<S: AsRef<str>>(words: &[S]) -> String {
 
 /// Checks a host as given (`host` or `user@host`): never an ssh option.
 pub fn check_host(host: &str) -> Result<(), String> {
-    if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace()) {
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!("{host:?} is not a host (user@host or host)"));
+    }
+    if let Some((user, _)) = host.rsplit_once('@') {
+        check_user(user).map_err(|e| format!("{host:?}: {e}"))?;
     }
     Ok(())
 }
@@ -82,6 +88,18 @@ pub fn remove_control_folders() {
     for d in dirs {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// Checks a `--ssh-user`: a user name, never an option or a host.
+pub fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty()
+        || user.starts_with('-')
+        || user.contains('@')
+        || user.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!("{user:?} is not a user name"));
+    }
+    Ok(())
 }
 
 /// The ssh connections of one command: their settings, and a master per host.
@@ -158,6 +176,9 @@ impl Ssh {
         if self.is_up(host) {
             return Ok(());
         }
+        // A socket left by a master that was killed would turn multiplexing
+        // off for the new one.
+        let _ = std::fs::remove_file(self.socket(host));
         let err_path = self.socket(host).with_extension("err");
         let err = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
         let mut cmd = self.base(host, true);
@@ -264,7 +285,7 @@ impl Ssh {
         if st.success() {
             Ok(out)
         } else {
-            Err(ssh_said(&tail.text(), st))
+            Err(ssh_said(&tail.text(Duration::from_secs(2)), st))
         }
     }
 }
@@ -305,7 +326,11 @@ fn ssh_said(stderr: &str, st: ExitStatus) -> String {
 
 /// The last lines a stream wrote, collected by a thread until it ends.
 #[derive(Clone, Default)]
-pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+pub struct Tail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    /// Set by the thread once the stream has ended.
+    done: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
 
 impl Tail {
     pub fn collect<R: Read + Send + 'static>(src: R) -> Tail {
@@ -316,20 +341,30 @@ impl Tail {
                 let Ok(line) = line else { break };
                 keep.push(line);
             }
+            let (m, cv) = &*keep.done;
+            *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            cv.notify_all();
         });
         t
     }
 
     pub fn push(&self, line: String) {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         if t.len() == TAIL_LINES {
             t.pop_front();
         }
         t.push_back(line);
     }
 
-    pub fn text(&self) -> String {
-        let t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// The lines kept, once the stream has ended (waiting at most `limit`
+    /// for it: a process that has exited may still have lines in the pipe).
+    pub fn text(&self, limit: Duration) -> String {
+        let (m, cv) = &*self.done;
+        let done = m.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv
+            .wait_timeout_while(done, limit, |d| !*d)
+            .unwrap_or_else(|e| e.into_inner());
+        let t = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         t.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 }
@@ -386,8 +421,75 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
     Ok(crate::protocol::hex(&h.finalize()))
 }
 
+/// How often a remote command's session gets a `PING` line.
+pub const PING_EVERY: Duration = Duration::from_secs(2);
+/// How long the far end waits without a line before it takes the
+/// coordinator for gone (`supervise --heartbeat`, `pool --heartbeat`).
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(15);
+
+/// A session's stdin, shared by its owner (its command lines) and a thread
+/// that writes `PING` every [`PING_EVERY`] until it is closed: the far end
+/// ends what it runs when the lines stop.
+pub struct SessionInput {
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
+}
+
+impl SessionInput {
+    pub fn new(stdin: ChildStdin) -> SessionInput {
+        let stdin = Arc::new(Mutex::new(Some(stdin)));
+        let weak = Arc::downgrade(&stdin);
+        let _ = std::thread::Builder::new()
+            .name("ssh-ping".into())
+            .stack_size(64 * 1024)
+            .spawn(move || loop {
+                std::thread::sleep(PING_EVERY);
+                let Some(s) = weak.upgrade() else { return };
+                let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(w) = s.as_mut() else { return };
+                if w.write_all(b"PING\n").and_then(|()| w.flush()).is_err() {
+                    return;
+                }
+            });
+        SessionInput { stdin }
+    }
+
+    /// Writes one line.
+    pub fn send(&self, line: &str) -> io::Result<()> {
+        let mut s = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        let w = s
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "session input closed"))?;
+        w.write_all(line.as_bytes())?;
+        w.write_all(b"\n")?;
+        w.flush()
+    }
+
+    /// Closes it: the far end reads the end of its stdin.
+    pub fn close(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+impl Drop for SessionInput {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// The tools a host needs besides a POSIX shell.
-const REMOTE_TOOLS: [&str; 7] = ["cat", "mkdir", "mv", "chmod", "rm", "uname", "sha256sum"];
+const REMOTE_TOOLS: [&str; 8] = [
+    "cat",
+    "mkdir",
+    "mv",
+    "chmod",
+    "rm",
+    "uname",
+    "cut",
+    "sha256sum",
+];
+
+/// How long copying our binary to a host may take.
+const COPY_LIMIT: Duration = Duration::from_secs(600);
 
 /// Readies `host`: connected, its tools checked, our binary (`exe`, whose
 /// SHA-256 is `exe_sha`) in `dir/bin` there, its version and machine read.
@@ -402,8 +504,16 @@ pub fn prepare(
     ssh.connect(host)
         .map_err(|e| format!("cannot connect over ssh: {e}"))?;
     // `~/x` is `x`: a session starts in the home folder (and a quoted `~`
-    // would not be expanded).
+    // would not be expanded); a relative folder starting with `-` is made
+    // `./-...`, so that no command takes it for an option.
     let dir = dir.strip_prefix("~/").unwrap_or(dir);
+    let dotted;
+    let dir = if dir.starts_with('-') {
+        dotted = format!("./{dir}");
+        dotted.as_str()
+    } else {
+        dir
+    };
     let bin = format!(
         "{}/bin/fsbench-{}",
         dir.trim_end_matches('/'),
@@ -415,7 +525,8 @@ pub fn prepare(
         REMOTE_TOOLS.join(" "),
         b = quote(&bin)
     );
-    let out = ssh.run(host, &probe, None, SHORT)?;
+    // Through `sh`, whatever the remote user's login shell is.
+    let out = ssh.run(host, &command_line(&["sh", "-c", &probe]), None, SHORT)?;
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     let missing: Vec<&str> = lines
         .iter()
@@ -456,8 +567,13 @@ pub fn prepare(
             b = quote(&bin),
             sha = exe_sha
         );
-        ssh.run(host, &install, Some(exe), SHORT)
-            .map_err(|e| format!("copying fsbench to {bin} failed: {e}"))?;
+        ssh.run(
+            host,
+            &command_line(&["sh", "-c", &install]),
+            Some(exe),
+            COPY_LIMIT,
+        )
+        .map_err(|e| format!("copying fsbench to {bin} failed: {e}"))?;
     }
     let info = ssh
         .run(
@@ -511,6 +627,11 @@ mod tests {
         assert!(check_host("-oProxyCommand=x").is_err());
         assert!(check_host("a b").is_err());
         assert!(check_host("").is_err());
+        assert!(check_host("-oProxyCommand=x@c1").is_err());
+        assert!(check_host("bench@c1").is_ok());
+        assert!(check_user("bench").is_ok());
+        assert!(check_user("-oX").is_err());
+        assert!(check_user("a@b").is_err());
     }
 
     #[test]

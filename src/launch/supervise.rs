@@ -10,7 +10,10 @@
 //!   the PSS peak and what sampling cost, VmHWM summed);
 //! - `TERM`: SIGTERM to the server (with `--signal-leader`) or to its group;
 //! - `KILL`, or the end of stdin (the ssh session is gone): SIGKILL to the
-//!   whole group. Nothing it started outlives the session.
+//!   whole group. Nothing it started outlives the session;
+//! - `PING`: nothing but a sign of life; with `--heartbeat SECS`, no line for
+//!   that long counts as the end of stdin (a coordinator cut off by the
+//!   network, which sshd may take hours to notice).
 //!
 //! With `--port-on HOST` it first takes a free port on HOST, puts it in
 //! place of `{port}` in the arguments and prints `SUPERVISE PORT N` (a
@@ -41,6 +44,10 @@ pub struct SuperviseOpts {
     pub signal_leader: bool,
     /// The server's command line.
     pub program: Vec<String>,
+    /// Kill the server when no line comes on stdin for this long (the
+    /// coordinator sends `PING` lines): a coordinator cut off by the network
+    /// ends no session that sshd notices.
+    pub heartbeat: Option<Duration>,
 }
 
 /// What a remote server's tree used between `START` and `END`.
@@ -98,6 +105,8 @@ pub fn run(opts: &SuperviseOpts, after: impl FnOnce()) -> io::Result<ExitStatus>
     sys::die_with_parent(&mut cmd, sys::SIGKILL);
     let mut child = cmd.spawn()?;
     let pid = child.id();
+    // Whatever way this returns, nothing of the group is left running.
+    let _group = KillGroup(pid);
     let stdout = child.stdout.take().expect("piped stdout");
     let copier = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
@@ -133,9 +142,14 @@ pub fn run(opts: &SuperviseOpts, after: impl FnOnce()) -> io::Result<ExitStatus>
     });
 
     let mut measuring: Option<(u64, PssSampler)> = None;
+    let silence = opts.heartbeat.unwrap_or(Duration::MAX);
     let status = loop {
-        let Ok(ev) = rx.recv() else {
-            return Err(io::Error::other("lost track of the server"));
+        let ev = match rx.recv_timeout(silence) {
+            Ok(ev) => ev,
+            Err(mpsc::RecvTimeoutError::Timeout) => Event::Eof,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other("lost track of the server"))
+            }
         };
         match ev {
             Event::Line(l) => match l.trim() {
@@ -186,8 +200,22 @@ pub fn run(opts: &SuperviseOpts, after: impl FnOnce()) -> io::Result<ExitStatus>
     while !measure::group_members(pid).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = copier.join();
+    // Its stdout ends with the group (bounded: a process it moved out of
+    // its group could hold it open).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !copier.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     after();
     say(&format!("EXIT {}", status_word(&status)));
     Ok(status)
+}
+
+/// SIGKILL to a process group when dropped.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = sys::kill_group(self.0, sys::SIGKILL);
+    }
 }

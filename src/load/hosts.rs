@@ -137,6 +137,15 @@ pub fn prepare(
                     first.sees_us_as, first.host, other.sees_us_as, other.host
                 )));
             }
+            // It must be an address of this machine (not a jump host's, not
+            // one behind NAT): the server binds it.
+            if let Err(e) = std::net::TcpListener::bind((first.sees_us_as.as_str(), 0)) {
+                return Err(SetupError(format!(
+                    "client hosts see this machine at {} (from {}), which it cannot listen on ({e}): \
+                     a jump host or NAT in between? run the server on a host of its own (--server-host)",
+                    first.sees_us_as, first.host
+                )));
+            }
             first.sees_us_as.clone()
         }
         (None, None) => "127.0.0.1".to_string(),
@@ -248,10 +257,18 @@ impl Hosts {
         v
     }
 
-    /// The client hosts without `lost` (a host that stays unreachable).
+    /// The client hosts without `lost` (a host that stays unreachable); the
+    /// server's readiness LIST goes from the first one left.
     pub fn without_client(&mut self, lost: &str) {
         let Some(c) = &self.clients else { return };
         let hosts: Vec<RemoteHost> = c.hosts.iter().filter(|h| h.host != lost).cloned().collect();
+        if let Some(s) = &self.server {
+            self.server = Some(Arc::new(RemoteServer {
+                ssh: s.ssh.clone(),
+                host: s.host.clone(),
+                probe_from: hosts.first().cloned(),
+            }));
+        }
         self.clients = (!hosts.is_empty()).then(|| {
             Arc::new(RemoteClients {
                 ssh: self.ssh.clone(),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, ClientError};
 use crate::launch::measure::{PssPeak, PssSampler, Watch};
 use crate::launch::process::Spawned;
-use crate::launch::ssh::{self, RemoteHost, Ssh, Tail};
+use crate::launch::ssh::{self, RemoteHost, SessionInput, Ssh, Tail};
 use crate::launch::Launcher;
 use crate::load::content::{self, Content};
 use crate::load::{Op, Volume, MIB};
@@ -51,8 +51,9 @@ pub struct PoolOpts {
     /// Base of the per-client upload seeds.
     pub seed: u64,
     /// The SHA-256 of each client's upload content, when known (the sweep
-    /// hashes each content once): clients then compare the server's name
-    /// with it instead of hashing while they send. Empty: they hash.
+    /// hashes each content once), the first being client `first_index`'s:
+    /// clients then compare the server's name with it instead of hashing
+    /// while they send. Empty: they hash.
     pub upload_sha256: Vec<String>,
     /// How uploads are checked (see [`UploadCheck`]).
     pub upload_check: UploadCheck,
@@ -75,8 +76,9 @@ pub enum StartSignal {
     Now,
     /// Say `READY` on stdout, then start on a `GO` line on stdin (how a
     /// coordinator starts the pools of several hosts together). The end of
-    /// stdin, before or during the run, ends the pool: the coordinator is gone.
-    StdinLine,
+    /// stdin, before or during the run, ends the pool: the coordinator is
+    /// gone; so does, with a `heartbeat`, no line (`PING`) for that long.
+    StdinLine { heartbeat: Option<Duration> },
 }
 
 /// Client hosts reached over ssh, ready ([`crate::launch::ssh::prepare`]).
@@ -330,9 +332,11 @@ pub struct ClientJob {
     /// byte for byte against the generator (no hash).
     pub expect_sha256: String,
     pub seed: u64,
-    /// See [`PoolOpts::upload_sha256`]. A process-mode child gets its own
-    /// client's as `expect_sha256` instead.
+    /// See [`PoolOpts::upload_sha256`] (the first is client
+    /// `first_index`'s). A process-mode child gets its own client's as
+    /// `expect_sha256` instead.
     pub upload_sha256: Vec<String>,
+    pub first_index: usize,
     pub upload_check: UploadCheck,
 }
 
@@ -358,6 +362,7 @@ impl ClientJob {
             expect_sha256: expect,
             seed: opts.seed,
             upload_sha256: opts.upload_sha256.clone(),
+            first_index: opts.first_index,
             upload_check: opts.upload_check,
         }
     }
@@ -367,7 +372,10 @@ impl ClientJob {
         let known = if self.upload_sha256.is_empty() {
             Some(self.expect_sha256.as_str())
         } else {
-            self.upload_sha256.get(index).map(String::as_str)
+            index
+                .checked_sub(self.first_index)
+                .and_then(|i| self.upload_sha256.get(i))
+                .map(String::as_str)
         };
         known.filter(|s| !s.is_empty())
     }
@@ -572,27 +580,48 @@ impl Gate {
 /// Says `READY` and waits for `GO` when the start comes from stdin; then
 /// watches stdin, ending the process when it closes (the coordinator is gone).
 fn await_start(start: StartSignal) -> io::Result<()> {
-    if start == StartSignal::Now {
+    let StartSignal::StdinLine { heartbeat } = start else {
         return Ok(());
-    }
+    };
+    // Lines of stdin, read by a thread; `None` at its end.
+    let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            for line in io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Some(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        })?;
     {
         let mut out = io::stdout().lock();
         out.write_all(b"READY\n")?;
         out.flush()?;
     }
-    let mut line = String::new();
-    io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != "GO" {
-        // No start: the coordinator went away (or said something else).
-        std::process::exit(1);
+    // The next line, or the end: of stdin, or of the coordinator's PINGs.
+    let silence = heartbeat.unwrap_or(Duration::MAX);
+    let next = move || match rx.recv_timeout(silence) {
+        Ok(Some(l)) => Some(l),
+        _ => None,
+    };
+    loop {
+        match next() {
+            Some(l) if l.trim() == "GO" => break,
+            Some(_) => {}
+            // The coordinator is gone: the clients' processes die with us
+            // (their parent-death signal).
+            None => std::process::exit(1),
+        }
     }
     std::thread::Builder::new()
         .name("stdin-watch".into())
         .stack_size(64 * 1024)
-        .spawn(|| {
-            let mut rest = Vec::new();
-            let _ = io::Read::read_to_end(&mut io::stdin().lock(), &mut rest);
-            // The clients' processes die with us (their parent-death signal).
+        .spawn(move || {
+            while next().is_some() {}
             std::process::exit(1);
         })?;
     Ok(())
@@ -786,7 +815,7 @@ struct RemotePart {
     first: usize,
     clients: usize,
     proc: Spawned,
-    stdin: Option<ChildStdin>,
+    stdin: SessionInput,
     lines: std::sync::mpsc::Receiver<String>,
     stderr: Tail,
     /// Why its clients are lost, once they are.
@@ -805,7 +834,7 @@ impl RemotePart {
 
     /// Marks it lost, with what its session said last.
     fn lose(&mut self, why: &str) {
-        let said = self.stderr.text();
+        let said = self.stderr.text(Duration::from_secs(2));
         let said = said.lines().last().unwrap_or("").trim();
         self.lost = Some(if said.is_empty() {
             why.to_string()
@@ -826,6 +855,8 @@ fn remote_pool_words(opts: &PoolOpts, bin: &str, first: usize, n: usize) -> Vec<
         "pool",
         "--json",
         "--start-on-stdin",
+        "--heartbeat",
+        &ssh::SILENCE_LIMIT.as_secs().to_string(),
         "--mode",
         opts.mode.name(),
         "--operation",
@@ -856,8 +887,10 @@ fn remote_pool_words(opts: &PoolOpts, bin: &str, first: usize, n: usize) -> Vec<
     if let Some(h) = &opts.expect_sha256 {
         w.extend(["--expect-sha256".into(), h.clone()]);
     }
-    if !opts.upload_sha256.is_empty() {
-        w.extend(["--upload-sha256".into(), opts.upload_sha256.join(",")]);
+    // This host's clients' sums only (the command line stays short).
+    let from = first - opts.first_index;
+    if let Some(mine) = opts.upload_sha256.get(from..from + n) {
+        w.extend(["--upload-sha256".into(), mine.join(",")]);
     }
     w
 }
@@ -888,7 +921,7 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
         let child = proc
             .child_mut()
             .ok_or_else(|| io::Error::other("no child"))?;
-        let stdin = child.stdin.take();
+        let stdin = SessionInput::new(child.stdin.take().expect("piped stdin"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = Tail::collect(child.stderr.take().expect("piped stderr"));
         let (tx, lines) = std::sync::mpsc::channel();
@@ -912,8 +945,9 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
         });
         first += n;
     }
-    // Every host's clients up and waiting (READY), bounded by the client timeout.
-    let ready_by = Instant::now() + opts.timeout;
+    // Every host's clients up and waiting (READY): bounded, and never
+    // shorter than a minute (a host starting 50 client processes).
+    let ready_by = Instant::now() + opts.timeout.max(Duration::from_secs(60));
     for p in parts.iter_mut() {
         let left = ready_by.saturating_duration_since(Instant::now());
         match p.next_line(Some(left)) {
@@ -924,11 +958,7 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
     }
     let t0 = Instant::now();
     for p in parts.iter_mut().filter(|p| p.lost.is_none()) {
-        let sent = p
-            .stdin
-            .as_mut()
-            .map(|s| s.write_all(b"GO\n").and_then(|()| s.flush()));
-        if !matches!(sent, Some(Ok(()))) {
+        if p.stdin.send("GO").is_err() {
             p.lose("its session took no start line");
         }
     }
@@ -936,6 +966,8 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
     let mut hosts = Vec::new();
     let (mut cpu_s, mut peak_rss_kib) = (0.0, 0);
     let mut pss = PssPeak::default();
+    // Raised only if every host's sampler was.
+    let mut raised: Option<bool> = None;
     for p in parts.iter_mut() {
         let report = match p.lost {
             Some(_) => None,
@@ -976,7 +1008,7 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
                     pss.cpu_s += s.cpu_s;
                     pss.secs = pss.secs.max(s.secs);
                     pss.max_gap_s = pss.max_gap_s.max(s.max_gap_s);
-                    pss.raised_priority |= s.raised_priority;
+                    raised = Some(raised.map_or(s.raised_priority, |r| r && s.raised_priority));
                 }
                 results.extend(rs);
             }
@@ -997,11 +1029,25 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
         }
         hosts.push(part);
     }
-    let wall_s = t0.elapsed().as_secs_f64();
+    pss.raised_priority = raised.unwrap_or(false);
+    // The common wall time: the longest host's own, from its start (each
+    // got GO within a round trip of the others) to its last client's end;
+    // what ssh adds to carry the reports back is not in it. With no report
+    // at all, the time here until the last session ended.
+    let wall_s =
+        hosts
+            .iter()
+            .map(|h| h.wall_s)
+            .fold(0.0, f64::max)
+            .max(if results.iter().any(|r| r.ok) {
+                0.0
+            } else {
+                t0.elapsed().as_secs_f64()
+            });
     // Sessions end once their pool has printed its report (bounded; a lost
     // one is stopped).
     for p in parts.iter_mut() {
-        drop(p.stdin.take());
+        p.stdin.close();
         if p.proc.wait_within(Duration::from_secs(10))?.is_none() {
             let _ = p.proc.stop(Duration::from_secs(5));
         }

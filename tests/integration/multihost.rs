@@ -7,9 +7,9 @@
 //!   clients split over both hosts, the server admitting exactly them and
 //!   the coordinator, and nothing of ours left running on any host;
 //! - a host without sshd: one line naming it, exit 2, before any scenario;
-//! - a client host lost in the middle of a scenario: its clients fail as
-//!   `client host lost: HOST`, and the sweep goes on without it once it
-//!   cannot be reached;
+//! - a client host lost in the middle of a scenario (the first one, which
+//!   also checked the server's readiness): its clients fail as `client host
+//!   lost: HOST`, and the sweep goes on without it once it cannot be reached;
 //! - Ctrl-C on the coordinator stops every remote process.
 //!
 //! Skipped loudly without root and `ip netns` (see `lab`).
@@ -69,6 +69,17 @@ fn ours_in_lab(lab: &Lab) -> Vec<(u32, String)> {
         .into_iter()
         .filter(|(_, c)| !c.starts_with("sshd: /usr/sbin/sshd -f "))
         .collect()
+}
+
+/// Nothing of ours is left running on any host (waited for, bounded: the
+/// sshd sessions of a coordinator's connections end just after it).
+fn assert_nothing_left(lab: &Lab) {
+    let mut left = Vec::new();
+    let ok = crate::common::poll(T, || {
+        left = ours_in_lab(lab);
+        left.is_empty()
+    });
+    assert!(ok.is_some(), "left running in the lab: {left:?}");
 }
 
 /// Waits (bounded) until a process of ours on `host` runs `what`.
@@ -281,7 +292,7 @@ fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leav
     assert_eq!(bins.len(), 1, "{bins:?}");
     assert!(bins[0].starts_with("fsbench-"), "{bins:?}");
     assert_eq!(store_leftovers(&dir), Vec::<String>::new());
-    assert_eq!(ours_in_lab(&lab), vec![], "nothing of ours left running");
+    assert_nothing_left(&lab);
 
     // Again: the copy there is ours already (same hash), not copied twice.
     let again = run(&mut sweep_cmd(
@@ -410,7 +421,7 @@ fn a_host_without_sshd_is_one_line_naming_it_and_exit_2_before_any_scenario() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(ours_in_lab(&lab), vec![]);
+    assert_nothing_left(&lab);
     lab.down();
     lab.assert_gone();
 }
@@ -458,20 +469,21 @@ fn a_client_host_lost_mid_scenario_fails_its_clients_and_the_sweep_goes_on_witho
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // c2's pool is running (its clients wait on their GETs): c2 goes away,
-    // its sshd with it, so it stays unreachable.
-    wait_for_process(&lab, "c2", " pool --json");
-    let c2: Vec<String> = crate::lab::ok(Command::new("ip").args(["netns", "pids", &lab.ns("c2")]))
+    // c1's pool is running (its clients wait on their GETs): c1 goes away,
+    // its sshd with it, so it stays unreachable. c1 is also the host the
+    // server's readiness LIST was sent from: c2 takes over.
+    wait_for_process(&lab, "c1", " pool --json");
+    let c1: Vec<String> = crate::lab::ok(Command::new("ip").args(["netns", "pids", &lab.ns("c1")]))
         .split_whitespace()
         .map(String::from)
         .collect();
     // (Some may have ended between the listing and the kill.)
-    run(Command::new("kill").arg("-KILL").args(&c2));
+    run(Command::new("kill").arg("-KILL").args(&c1));
     let out = child.wait_with_output().unwrap();
     assert_ran(&out, 1);
     let err = text(&out.stderr);
     assert!(
-        err.contains("client host 198.18.0.3 lost in scenario 1 and unreachable")
+        err.contains("client host 198.18.0.2 lost in scenario 1 and unreachable")
             && err.contains("the sweep goes on with 1 client host(s)"),
         "{err}"
     );
@@ -479,22 +491,20 @@ fn a_client_host_lost_mid_scenario_fails_its_clients_and_the_sweep_goes_on_witho
     let rows = rows(&results);
     assert_eq!(rows.len(), 2, "{err}");
     assert!(
-        rows[0]["errors"].contains("client host lost: 198.18.0.3: 2"),
+        rows[0]["errors"].contains("client host lost: 198.18.0.2: 2"),
         "{:?}",
         rows[0]
     );
-    assert!(
-        !rows[1]["errors"].contains("client host lost"),
-        "{:?}",
-        rows[1]
-    );
+    // The second scenario ran (its server ready, checked from c2), its four
+    // clients on c2, which time out on the stalled GETs.
+    assert_eq!(rows[1]["errors"], "timeout: 4", "{:?}", rows[1]);
     let m = metadata(&results);
-    assert_eq!(m["lost_hosts"][0]["host"], addr("c2"), "{m}");
+    assert_eq!(m["lost_hosts"][0]["host"], addr("c1"), "{m}");
     let second = &m["client_hosts"][1]["hosts"];
     assert_eq!(second.as_array().unwrap().len(), 1, "{m}");
-    assert_eq!(second[0]["host"], addr("c1"));
+    assert_eq!(second[0]["host"], addr("c2"));
     assert_eq!(second[0]["clients"], 4);
-    assert_eq!(ours_in_lab(&lab), vec![]);
+    assert_nothing_left(&lab);
     lab.down();
     lab.assert_gone();
 }
@@ -545,12 +555,112 @@ fn ctrl_c_on_the_coordinator_stops_every_remote_process() {
     fsbench::sys::kill(child.id(), fsbench::sys::SIGINT).unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(60)).expect("the sweep stops");
     assert_eq!(status.code(), Some(130));
-    let mut left = Vec::new();
-    wait_until("no process of ours left on any host", T, || {
-        left = ours_in_lab(&lab);
-        left.is_empty()
-    });
+    assert_nothing_left(&lab);
     assert_eq!(store_leftovers(&dir), Vec::<String>::new());
     lab.down();
     lab.assert_gone();
+}
+
+/// `fsbench supervise` on this host: `START`/`END` measure the server's
+/// tree, `TERM` stops it (exit 0, reported), the end of stdin kills it, and
+/// so does silence past `--heartbeat` while stdin stays open (a coordinator
+/// cut off by the network); after each, the store has only its test files.
+#[test]
+fn supervise_measures_stops_kills_on_the_end_of_stdin_and_on_silence() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = TempDir::new("supervise");
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let start = |extra: &[&str]| {
+        std::fs::write(store.join("file_10KB.bin"), b"x").unwrap();
+        std::fs::write(store.join("upload.bin"), b"y").unwrap();
+        let mut c = Command::new(BIN);
+        c.arg("supervise")
+            .arg("--clean-store")
+            .arg(&store)
+            .args(extra)
+            .args(["--signal-leader", "--", BIN, "serve", "--port", "0"])
+            .arg("--root")
+            .arg(&store)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("LISTENING "), "{line}");
+        (child, out)
+    };
+    let read = |out: &mut BufReader<std::process::ChildStdout>| {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim_end().to_string()
+    };
+    let only_test_files = || {
+        let mut left: Vec<String> = std::fs::read_dir(&store)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".tmp")
+            .collect();
+        left.sort();
+        assert_eq!(left, ["file_10KB.bin"]);
+    };
+
+    // Measured, then stopped by TERM.
+    let (mut child, mut out) = start(&[]);
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "START").unwrap();
+    assert_eq!(read(&mut out), "SUPERVISE STARTED");
+    writeln!(stdin, "END").unwrap();
+    let m = read(&mut out);
+    let v: Value = serde_json::from_str(m.strip_prefix("SUPERVISE MEASURED ").expect(&m)).unwrap();
+    assert!(v["pss"]["peak_kib"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["vmhwm_kib"].as_u64().unwrap() > 0, "{v}");
+    writeln!(stdin, "TERM").unwrap();
+    assert_eq!(read(&mut out), "SUPERVISE EXIT 0");
+    assert!(wait_exit(&mut child, T).expect("it ends").success());
+    only_test_files();
+
+    // The end of stdin: the server is killed.
+    let (mut child, mut out) = start(&[]);
+    drop(child.stdin.take());
+    assert_eq!(read(&mut out), "SUPERVISE EXIT signal-9");
+    wait_exit(&mut child, T).expect("it ends");
+    only_test_files();
+
+    // Stdin open and silent past the heartbeat: killed too.
+    let (mut child, mut out) = start(&["--heartbeat", "0.5"]);
+    let _stdin = child.stdin.take().unwrap();
+    assert_eq!(read(&mut out), "SUPERVISE EXIT signal-9");
+    wait_exit(&mut child, T).expect("it ends");
+    only_test_files();
+}
+
+/// A pool waiting for its start on stdin ends when the coordinator's lines
+/// stop (`--heartbeat`), its client processes with it.
+#[test]
+fn a_pool_waiting_for_its_start_ends_when_the_coordinator_falls_silent() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["pool", "--start-on-stdin", "--heartbeat", "0.5", "--json"])
+        .args(["--mode", "process", "--clients", "3", "--port", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "READY\n");
+    let workers = crate::common::children(child.id());
+    assert_eq!(workers.len(), 3, "its three client processes");
+    let st = wait_exit(&mut child, T).expect("the pool ends");
+    assert_eq!(st.code(), Some(1));
+    wait_until("its client processes gone", T, || {
+        workers.iter().all(|&p| !crate::common::alive(p))
+    });
 }

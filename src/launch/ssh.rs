@@ -256,6 +256,49 @@ impl Ssh {
             Some(p) => Stdio::from(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
             None => Stdio::null(),
         };
+        self.run_with(host, remote, stdin, limit)
+    }
+
+    /// Runs `words` on `host` under `bin supervise --heartbeat` (our binary
+    /// there), within `limit`: a command that may run long, which ends there
+    /// when this one ends or is cut off. Its stdout without supervise's lines.
+    pub fn run_supervised(
+        &self,
+        host: &str,
+        bin: &str,
+        words: &[&str],
+        limit: Duration,
+    ) -> Result<String, String> {
+        let silence = SILENCE_LIMIT.as_secs().to_string();
+        let mut all = vec![bin, "supervise", "--heartbeat", &silence, "--"];
+        all.extend_from_slice(words);
+        let remote = format!("exec {}", command_line(&all));
+        let out = self.run_with(host, &remote, Stdio::piped(), limit)?;
+        let mut kept = String::new();
+        let mut exit = None;
+        for l in out.lines() {
+            match l.strip_prefix(super::supervise::PREFIX) {
+                Some(own) => exit = own.strip_prefix("EXIT ").map(str::to_string).or(exit),
+                None => {
+                    kept.push_str(l);
+                    kept.push('\n');
+                }
+            }
+        }
+        match exit.as_deref() {
+            Some("0") => Ok(kept),
+            Some(st) => Err(format!("`{}` ended with {st}", words.join(" "))),
+            None => Err(format!("`{}` did not finish", words.join(" "))),
+        }
+    }
+
+    fn run_with(
+        &self,
+        host: &str,
+        remote: &str,
+        stdin: Stdio,
+        limit: Duration,
+    ) -> Result<String, String> {
         let mut cmd = self.session(host, remote);
         cmd.stdin(stdin)
             .stdout(Stdio::piped())
@@ -263,6 +306,8 @@ impl Ssh {
         let mut p =
             Spawned::start(&mut cmd, sys::SIGTERM).map_err(|e| format!("cannot run ssh: {e}"))?;
         let child = p.child_mut().ok_or("no child")?;
+        // A piped stdin gets PING lines until the command ends.
+        let _input = child.stdin.take().map(SessionInput::new);
         let out = child.stdout.take().ok_or("no stdout")?;
         let err = child.stderr.take().ok_or("no stderr")?;
         let out = std::thread::spawn(move || {

@@ -213,12 +213,13 @@ impl Hosts {
             "--volumes",
             &volumes.join(","),
         ];
+        // Kept by supervise: it ends there if this command ends.
         let out = self
             .ssh
-            .run(
+            .run_supervised(
                 &s.host.host,
-                &ssh::command_line(&words),
-                None,
+                &s.host.bin,
+                &words,
                 std::time::Duration::from_secs(600),
             )
             .map_err(|e| {

@@ -53,6 +53,8 @@ pool flags:
                                (default: hashed while sent)
   --heartbeat SECS             with --start-on-stdin: no line on stdin for SECS (the
                                coordinator sends PING) ends the pool
+  --probe-list                 with --start-on-stdin: one LIST first; unanswered, say
+                               NOT-READY and end (the coordinator's readiness check)
 
 sweep flags (lists are space- or comma-separated):
   --quick                      volumes 10KB 50KB 100KB, client pools 1 2 5
@@ -119,6 +121,7 @@ struct PoolArgs {
     json: bool,
     upload_check: Option<UploadCheck>,
     start_on_stdin: bool,
+    probe_list: bool,
     heartbeat: Option<f64>,
     first_index: Option<usize>,
     upload_sha256: Option<String>,
@@ -210,6 +213,7 @@ impl PoolArgs {
             json: a.contains("--json"),
             upload_check: opt(a, "--upload-check")?,
             start_on_stdin: a.contains("--start-on-stdin"),
+            probe_list: a.contains("--probe-list"),
             heartbeat: opt(a, "--heartbeat")?,
             first_index: opt(a, "--first-index")?,
             upload_sha256: opt(a, "--upload-sha256")?,
@@ -244,6 +248,10 @@ impl PoolArgs {
             (false, Some(_)) => return Err("--heartbeat goes with --start-on-stdin".into()),
             (false, None) => {}
         }
+        if self.probe_list && !self.start_on_stdin {
+            return Err("--probe-list goes with --start-on-stdin".into());
+        }
+        opts.probe_list = self.probe_list;
         opts.first_index = self.first_index.unwrap_or(0);
         if let Some(list) = &self.upload_sha256 {
             opts.upload_sha256 = list

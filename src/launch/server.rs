@@ -18,6 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,33 @@ pub struct ServerHandle {
     /// A local server's CPU ticks at [`begin_measure`](Self::begin_measure)
     /// and the sampler of its PSS.
     measuring: Option<(u64, PssSampler)>,
+    /// The LIST from a client host still to be sent (by the pool).
+    deferred: Option<ReadyProbe>,
+    /// The LISTs that probe cost the server (a task each).
+    probe_tasks: Arc<AtomicU64>,
+}
+
+/// The last step of a remote server's readiness: a LIST answered when sent
+/// from a client host. The pool's first client host sends it, in the
+/// session it starts its clients in (no session of its own), and no client
+/// starts unless it was answered.
+pub struct ReadyProbe {
+    /// The client host it goes from.
+    pub from: String,
+    tasks: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ReadyProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadyProbe(LIST from {})", self.from)
+    }
+}
+
+impl ReadyProbe {
+    /// The LIST was answered: a task of the server's that no client made.
+    pub fn passed(&self) {
+        self.tasks.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The coordinator's end of `fsbench supervise` on another host.
@@ -190,13 +218,19 @@ impl ServerHandle {
             else {
                 return Ok(None);
             };
-            let ok = ok.saturating_sub(polls + self.ready_tasks);
+            let ready = self.ready_tasks + self.probe_tasks.load(Ordering::Relaxed);
+            let ok = ok.saturating_sub(polls + ready);
             if ok + failed >= expected || Instant::now() >= deadline {
                 return Ok(Some((ok, failed)));
             }
             polls += 1;
             std::thread::yield_now();
         }
+    }
+
+    /// The readiness LIST left for the pool to send from a client host.
+    pub fn take_ready_probe(&mut self) -> Option<ReadyProbe> {
+        self.deferred.take()
     }
 
     /// SIGTERM, then waits for the exit; after `limit`, SIGKILL. A remote
@@ -297,6 +331,8 @@ fn start_fsbench(
         ready_tasks: 0,
         remote: None,
         measuring: None,
+        deferred: None,
+        probe_tasks: Arc::default(),
     })
 }
 
@@ -380,6 +416,8 @@ fn start_template(
         ready_tasks: 1,
         remote: None,
         measuring: None,
+        deferred: None,
+        probe_tasks: Arc::default(),
     })
 }
 
@@ -579,42 +617,33 @@ fn start_remote(
             (addr, 1)
         }
     };
-    // Ready for the clients: a LIST from one of their hosts (or from here).
-    let listed = match &r.probe_from {
-        Some(c) => {
-            let words = [
-                c.bin.as_str(),
-                "client",
-                "list",
-                "--host",
-                &addr.ip().to_string(),
-                "--port",
-                &addr.port().to_string(),
-                "--timeout",
-                "10",
-            ];
-            r.ssh
-                .run(&c.host, &ssh::command_line(&words), None, ssh::SHORT)
-                .map(drop)
-                .map_err(|e| format!("a LIST from client host {} failed: {e}", c.host))
-        }
-        None => Client::connect(addr, Duration::from_secs(10))
+    // Ready for the clients: a LIST from one of their hosts (left to the
+    // pool: see [`ReadyProbe`]), or from here.
+    let probe_tasks = Arc::new(AtomicU64::new(0));
+    let deferred = r.probe_from.as_ref().map(|c| ReadyProbe {
+        from: c.host.clone(),
+        tasks: probe_tasks.clone(),
+    });
+    if deferred.is_none() {
+        let listed = Client::connect(addr, Duration::from_secs(10))
             .and_then(|mut c| c.list().map(drop))
-            .map_err(|e| format!("a LIST from here failed: {e}")),
-    };
-    if let Err(e) = listed {
-        return Err(fail(
-            proc,
-            &on_host(&format!("is not ready: {e}")),
-            log_tail(),
-        ));
+            .map_err(|e| format!("a LIST from here failed: {e}"));
+        if let Err(e) = listed {
+            return Err(fail(
+                proc,
+                &on_host(&format!("is not ready: {e}")),
+                log_tail(),
+            ));
+        }
+        ready_tasks += 1;
     }
-    ready_tasks += 1;
     Ok(ServerHandle {
         proc,
         addr,
         ready_tasks,
         remote: Some(sup),
         measuring: None,
+        deferred,
+        probe_tasks,
     })
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, ClientError};
 use crate::launch::measure::{PssPeak, PssSampler, Watch};
 use crate::launch::process::Spawned;
+use crate::launch::server::ReadyProbe;
 use crate::launch::ssh::{self, RemoteHost, SessionInput, Ssh, Tail};
 use crate::launch::Launcher;
 use crate::load::content::{self, Content};
@@ -66,6 +67,13 @@ pub struct PoolOpts {
     pub start: StartSignal,
     /// Run the clients on these hosts instead of here.
     pub remote: Option<Arc<RemoteClients>>,
+    /// With `remote`: the server's last readiness check, a LIST sent by
+    /// the first client host before its clients start; no client starts
+    /// unless it passed.
+    pub before_go: Option<Arc<ReadyProbe>>,
+    /// Before the clients start, send one LIST to the server; if it is not
+    /// answered, say `NOT-READY why` instead of `READY` and end (`--probe-list`).
+    pub probe_list: bool,
 }
 
 /// When the clients, all connected and waiting, start.
@@ -128,6 +136,8 @@ impl PoolOpts {
             first_index: 0,
             start: StartSignal::Now,
             remote: None,
+            before_go: None,
+            probe_list: false,
         }
     }
 }
@@ -504,6 +514,17 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
     if let Some(remote) = &opts.remote {
         return run_remote(opts, remote);
     }
+    if opts.probe_list {
+        let listed = Client::connect(opts.addr.as_str(), opts.timeout).and_then(|mut c| c.list());
+        if let Err(e) = listed {
+            let mut out = io::stdout().lock();
+            writeln!(out, "NOT-READY {e}")?;
+            out.flush()?;
+            return Err(io::Error::other(format!(
+                "the server did not answer a LIST: {e}"
+            )));
+        }
+    }
     let job = ClientJob::of(opts);
     // Peak RSS from here on (Linux >= 4.0; best effort): when the pool runs
     // inside a longer-lived process, its earlier peaks do not count.
@@ -820,6 +841,8 @@ struct RemotePart {
     stderr: Tail,
     /// Why its clients are lost, once they are.
     lost: Option<String>,
+    /// It sends the server's readiness LIST before its clients start.
+    probes: Option<Arc<ReadyProbe>>,
 }
 
 impl RemotePart {
@@ -845,7 +868,12 @@ impl RemotePart {
 }
 
 /// The `fsbench pool` command line of one host's share.
-fn remote_pool_words(opts: &PoolOpts, bin: &str, first: usize, n: usize) -> Vec<String> {
+fn remote_pool_words(
+    opts: &PoolOpts,
+    bin: &str,
+    (first, n): (usize, usize),
+    probe: bool,
+) -> Vec<String> {
     let (host, port) = match opts.addr.rsplit_once(':') {
         Some((h, p)) => (h.trim_matches(['[', ']']).to_string(), p.to_string()),
         None => (opts.addr.clone(), String::new()),
@@ -881,6 +909,9 @@ fn remote_pool_words(opts: &PoolOpts, bin: &str, first: usize, n: usize) -> Vec<
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if probe {
+        w.push("--probe-list".into());
+    }
     if let Some(f) = &opts.file {
         w.extend(["--file".into(), f.clone()]);
     }
@@ -906,11 +937,14 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
     let shares = split(opts.clients, remote.hosts.len());
     let mut parts: Vec<RemotePart> = Vec::new();
     let mut first = opts.first_index;
+    // The server's readiness LIST goes from the first host that has clients.
+    let mut probe = opts.before_go.clone();
     for (host, &n) in remote.hosts.iter().zip(&shares) {
         if n == 0 {
             continue;
         }
-        let words = remote_pool_words(opts, &host.bin, first, n);
+        let probes = probe.take();
+        let words = remote_pool_words(opts, &host.bin, (first, n), probes.is_some());
         let mut cmd = remote
             .ssh
             .session(&host.host, &format!("exec {}", ssh::command_line(&words)));
@@ -942,19 +976,48 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
             lines,
             stderr,
             lost: None,
+            probes,
         });
         first += n;
     }
     // Every host's clients up and waiting (READY): bounded, and never
     // shorter than a minute (a host starting 50 client processes).
     let ready_by = Instant::now() + opts.timeout.max(Duration::from_secs(60));
+    let mut not_ready = None;
     for p in parts.iter_mut() {
         let left = ready_by.saturating_duration_since(Instant::now());
         match p.next_line(Some(left)) {
-            Some(l) if l.trim() == "READY" => {}
+            Some(l) if l.trim() == "READY" => {
+                if let Some(probe) = &p.probes {
+                    probe.passed();
+                }
+            }
+            Some(l) if l.starts_with("NOT-READY ") => {
+                not_ready = Some(format!(
+                    "the server is not ready: a LIST from client host {} failed: {}",
+                    p.host.host,
+                    &l["NOT-READY ".len()..]
+                ));
+            }
             Some(l) => p.lose(&format!("said {l:?} instead of READY")),
             None => p.lose("its pool did not get ready"),
         }
+    }
+    if let Some(why) = not_ready {
+        // No client starts: each fails with the cause; the sessions end
+        // when their stdin closes.
+        for p in parts.iter_mut() {
+            p.stdin.close();
+            if p.proc.wait_within(Duration::from_secs(10))?.is_none() {
+                let _ = p.proc.stop(Duration::from_secs(5));
+            }
+        }
+        let results = (opts.first_index..opts.first_index + opts.clients)
+            .map(|i| ClientResult::failed(i, "server not ready", why.clone()))
+            .collect();
+        let mut rep = PoolReport::not_run(opts.mode, opts.op, opts.volume, results);
+        rep.addr = opts.addr.clone();
+        return Ok(rep);
     }
     let t0 = Instant::now();
     for p in parts.iter_mut().filter(|p| p.lost.is_none()) {

@@ -650,6 +650,7 @@ fn run_scenario(
     popts.upload_sha256 = upload_sha256;
     popts.upload_check = check;
     popts.remote = hosts.and_then(|h| h.clients.clone());
+    popts.before_go = server.take_ready_probe().map(Arc::new);
     let result = pool::run(&popts);
     let measured = server.end_measure();
     let counts = match &result {

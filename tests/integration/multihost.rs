@@ -664,3 +664,26 @@ fn a_pool_waiting_for_its_start_ends_when_the_coordinator_falls_silent() {
         workers.iter().all(|&p| !crate::common::alive(p))
     });
 }
+
+/// `--probe-list`: a pool whose server does not answer a LIST says
+/// `NOT-READY` and why instead of `READY`, starts no client, and exits 1.
+#[test]
+fn a_pool_probing_a_server_that_does_not_answer_says_not_ready() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["pool", "--start-on-stdin", "--probe-list", "--clients", "2"])
+        .args(["--port", &port.to_string(), "--timeout", "5"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with("NOT-READY ") && said.contains("refused") && !said.contains("READY\n"),
+        "{said}"
+    );
+}

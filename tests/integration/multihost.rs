@@ -29,14 +29,17 @@ const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/file_serve
 /// The flags that put a sweep (or a pool) on the lab's hosts.
 fn host_flags(lab: &Lab, dir: &TempDir, clients: &[&str]) -> Vec<String> {
     let clients: Vec<&str> = clients.iter().map(|h| addr(h)).collect();
-    vec![
-        "--client-hosts".into(),
-        clients.join(" "),
+    let mut f = Vec::new();
+    if !clients.is_empty() {
+        f.extend(["--client-hosts".into(), clients.join(" ")]);
+    }
+    f.extend([
         "--ssh-opts".into(),
         format!("-F {}/ssh_config", lab.state.display()),
         "--remote-dir".into(),
         dir.path().join("remote").display().to_string(),
-    ]
+    ]);
+    f
 }
 
 /// `fsbench sweep` run by the coordinator on srv, with its server there too.
@@ -294,33 +297,63 @@ fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leav
     assert_eq!(store_leftovers(&dir), Vec::<String>::new());
     assert_nothing_left(&lab);
 
-    // Again: the copy there is ours already (same hash), not copied twice.
-    let again = run(&mut sweep_cmd(
-        &lab,
-        &dir,
-        &["c1"],
-        &[
-            "--modes",
-            "thread",
-            "--servers",
-            "1",
-            "--ops",
-            "list",
-            "--volumes",
-            "10KB",
-            "--clients",
-            "1",
-            "--prefix",
-            "again",
-        ],
-    ));
-    assert_ran(&again, 0);
+    // Either side alone. The server on srv, the clients here (on srv too,
+    // the coordinator's host); the copy there is ours already (same hash).
+    let small = [
+        "--modes",
+        "thread process",
+        "--servers",
+        "1",
+        "--ops",
+        "download upload",
+        "--volumes",
+        "10KB",
+        "--clients",
+        "3",
+    ];
+    let mut server_only = sweep_cmd(&lab, &dir, &[], &small);
+    server_only.args(["--prefix", "server-only"]);
+    let out = run(&mut server_only);
+    assert_ran(&out, 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("fsbench already in"), "{err}");
+    assert!(!err.contains("copied to"), "{err}");
+    assert!(!err.contains("x3 on "), "no client host: {err}");
+    // The server here (on srv, the coordinator's host, listening on the
+    // address the client hosts see it at), the clients on c1 and c2.
+    let mut clients_only = lab.on("srv", BIN);
+    clients_only
+        .arg("sweep")
+        .args(host_flags(&lab, &dir, &["c1", "c2"]))
+        .arg("--work")
+        .arg(dir.path().join("work-local"))
+        .arg("--results")
+        .arg(dir.path().join("results-local"))
+        .arg("--no-fsync")
+        .args(small);
+    let out = run(&mut clients_only);
+    assert_ran(&out, 0);
+    let err = text(&out.stderr);
     assert!(
-        text(&again.stderr).contains("fsbench already in"),
-        "{}",
-        text(&again.stderr)
+        err.contains("the server listens on 198.18.0.1, admitting 127.0.0.1/32 198.18.0.2/32 198.18.0.3/32 198.18.0.1/32"),
+        "{err}"
     );
-    assert!(!text(&again.stderr).contains("copied to"));
+    assert!(
+        err.contains("upload 10KB x3 on 198.18.0.2:2 198.18.0.3:1"),
+        "{err}"
+    );
+    let local_rows = self::rows(&dir.path().join("results-local"));
+    assert_eq!(local_rows.len(), 4);
+    assert!(local_rows
+        .iter()
+        .all(|r| r["success"] == "3" && r["server_success"] == "3"));
+    let roles: Vec<Value> = metadata(&dir.path().join("results-local"))["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["role"].clone())
+        .collect();
+    assert_eq!(roles, ["client", "client"]);
 
     // `fsbench pool --client-hosts`: 5 uploads as 3 on c1 and 2 on c2,
     // against a server on srv that admits the lab's subnet.

@@ -169,6 +169,47 @@ fn runs_section(h: &mut String, runs: &[Run]) {
             ))
         })
     });
+    row("hosts", &|r| {
+        meta_or(r, &|m| {
+            if m.hosts.is_empty() {
+                return "server and clients on the machine above".into();
+            }
+            let mut parts: Vec<String> = Vec::new();
+            for role in ["server", "client"] {
+                let on: Vec<String> = m
+                    .hosts
+                    .iter()
+                    .filter(|h| h.role == role)
+                    .map(|h| {
+                        format!(
+                            "{} ({}, {} cores, {:.1} GiB)",
+                            h.host,
+                            h.address,
+                            h.machine.cores.map_or("?".into(), |c| c.to_string()),
+                            h.machine.memory_total_kib.unwrap_or(0) as f64 / 1024.0 / 1024.0
+                        )
+                    })
+                    .collect();
+                parts.push(match (role, on.is_empty()) {
+                    ("server", true) => "server on the machine above".into(),
+                    ("server", false) => format!("server on {}", on.join(", ")),
+                    (_, true) => "clients on the machine above".into(),
+                    (_, false) => format!("clients split over {}", on.join(", ")),
+                });
+            }
+            let mut out = esc(&parts.join("; "));
+            for l in &m.lost_hosts {
+                let _ = write!(
+                    out,
+                    " <span class=\"warn\">{} lost in scenario {} ({})</span>",
+                    esc(&l.host),
+                    l.scenario,
+                    esc(&l.why)
+                );
+            }
+            out
+        })
+    });
     row("fsync", &|r| {
         meta_or(r, &|m| {
             if m.fsync {

@@ -271,6 +271,20 @@ fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leav
         assert!(shares == [3, 2] || shares == [1], "{s}");
     }
 
+    // The report says where each side ran.
+    let html = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "html"))
+        .expect("the report");
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(
+        html.contains("server on 198.18.0.1 (198.18.0.1, ")
+            && html.contains("clients split over 198.18.0.2 (198.18.0.2, "),
+        "the report's hosts row"
+    );
+
     // The server saw the client hosts and the coordinator (its readiness
     // check, STATS and DELETE come from srv) and nothing else.
     let log = server_log(&results);

@@ -304,7 +304,13 @@ fn pool_share(rows: &[&Row]) -> String {
 /// pool's share of the CPU of both sides, with a warning when the generator
 /// used more than the server in most scenarios; per (mode, operation), the
 /// CPU-seconds each side spent per GB of verified file data.
-pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result<()> {
+/// `clients_elsewhere`: the clients ran on other hosts than the server (then
+/// a pool heavier than the server took none of its cores: no warning, a note).
+pub fn write_cpu_table<W: Write + ?Sized>(
+    w: &mut W,
+    rows: &[Row],
+    clients_elsewhere: bool,
+) -> io::Result<()> {
     writeln!(
         w,
         "CPU, user + system (server: its process tree; pool: its clients and coordinating thread):"
@@ -336,7 +342,13 @@ pub fn write_cpu_table<W: Write + ?Sized>(w: &mut W, rows: &[Row]) -> io::Result
             pool_share(&g),
             format!("{heavier} of {}", g.len())
         )?;
-        if 2 * heavier > g.len() {
+        if 2 * heavier > g.len() && clients_elsewhere {
+            warnings.push(format!(
+                "note: {op}: the client pool used more CPU than the server in {heavier} of {} \
+                 scenarios; its clients ran on other hosts, so they took none of the server's cores.",
+                g.len()
+            ));
+        } else if 2 * heavier > g.len() {
             warnings.push(format!(
                 "WARNING: {op}: the client pool used more CPU than the server in {heavier} of {} \
                  scenarios: the results then describe the generator as much as the server.",
@@ -576,7 +588,7 @@ mod tests {
             cpu_row("process", "list", 5_000, 0.0, 0.002),
         ];
         let mut out = Vec::new();
-        write_cpu_table(&mut out, &rows).unwrap();
+        write_cpu_table(&mut out, &rows, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         let line = |start: &str| {
             text.lines()
@@ -608,9 +620,18 @@ mod tests {
             "thread upload 2 2.000 3.00 1.500 (1.000-2.000) 1.500 (1.000-2.000) 50.0 %"
         );
         assert!(!text.contains("is coarse"), "{text}");
+        // Clients on hosts of their own: a note, not a warning.
+        let mut out = Vec::new();
+        write_cpu_table(&mut out, &rows, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("WARNING"), "{text}");
+        assert!(
+            text.contains("note: download: the client pool used more CPU than the server in 2 of 3 scenarios; its clients ran on other hosts"),
+            "{text}"
+        );
         let mut out = Vec::new();
         let small = [cpu_row("thread", "upload", 10_000_000, 0.05, 0.1)];
-        write_cpu_table(&mut out, &small).unwrap();
+        write_cpu_table(&mut out, &small, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("is coarse"), "{text}");
         assert!(!text.contains("thread   list"), "{text}");

@@ -512,7 +512,9 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         )?;
     }
     writeln!(progress)?;
-    summary::write_cpu_table(progress, &rows)?;
+    let clients_elsewhere =
+        hosts.as_ref().is_some_and(|h| h.clients.is_some()) || !opts.remote.client_hosts.is_empty();
+    summary::write_cpu_table(progress, &rows, clients_elsewhere)?;
     if hashes.computed > 0 {
         writeln!(
             progress,

@@ -355,11 +355,22 @@ fn findings_section(h: &mut String, runs: &[Run]) {
                         format!("{op} {heavy} of {all}")
                     })
                     .collect();
+                // Clients on hosts of their own did not take the server's cores.
+                let elsewhere = run
+                    .meta
+                    .as_ref()
+                    .is_ok_and(|m| m.hosts.iter().any(|x| x.role == "client"));
+                let meaning = if elsewhere {
+                    "the clients ran on other hosts than the server, so they did not take its \
+                     cores (unless those hosts share a machine with it): this is how much CPU \
+                     the generator needed"
+                } else {
+                    "there the results describe the load generator as much as the server"
+                };
                 let _ = writeln!(
                     h,
                     "<li><span class=\"warn\">The client pool used more CPU than the server in {} \
-                     of {} scenarios</span> ({}): there the results describe the load generator \
-                     as much as the server. (More means by more than the server's clock tick, \
+                     of {} scenarios</span> ({}): {meaning}. (More means by more than the server's clock tick, \
                      {:.0} ms{}.)\n<details><summary>the {} scenarios</summary>\n\
                      <div class=\"scroll\"><table>\n<tr><th class=\"t\">scenario</th>\
                      <th>server CPU s</th><th>client pool CPU s</th><th>pool share</th></tr>",

@@ -325,11 +325,16 @@ mod tests {
         .unwrap();
         let pgid = p.pid();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while measure::group_members(pgid).len() < 2 {
-            assert!(
-                Instant::now() < deadline,
-                "the group never had two processes"
-            );
+        // The ignored signal holds once the subshell has become `sleep`
+        // (before that, SIGTERM would still end it).
+        let sleeping = || {
+            measure::group_members(pgid).iter().any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+        };
+        while !sleeping() {
+            assert!(Instant::now() < deadline, "the group never ran sleep");
             std::thread::yield_now();
         }
         let (_, killed) = p.stop_within(Duration::from_millis(300)).unwrap();

@@ -47,22 +47,6 @@ pub struct Ctx<'a> {
     pub stats_json: &'a dyn Fn() -> String,
     /// True once the server is shutting down: finish the request, then close.
     pub draining: &'a dyn Fn() -> bool,
-    /// How GET reads a file (see [`FileReads`]).
-    pub file_reads: FileReads,
-}
-
-/// How GET reads a file: through read-only maps of [`MAP_WINDOW`] bytes
-/// (no copy), or with `pread` into a buffer of [`GET_CHUNK`] bytes (one
-/// copy). In a process of many threads (thread mode) each window's `munmap`
-/// interrupts every core running one of its threads to flush its TLB, which
-/// costs more than the copy: there reads are cheaper (`make bench-cpu`, this
-/// machine: 0.56 against 0.62-0.64 server CPU-s/GB); a single-threaded
-/// worker (process mode) has no other core to tell, and maps stay cheaper
-/// (0.43-0.46 against 0.48-0.51).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileReads {
-    Mapped,
-    Copied,
 }
 
 /// A connection with its read buffer.
@@ -668,22 +652,6 @@ fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
     c.send(json::get_head(name).as_bytes())?;
     let mut out = Vec::with_capacity(GET_CHUNK / 3 * 4 + json::GET_TAIL.len());
     let mut offset: u64 = 0;
-    if ctx.file_reads == FileReads::Copied {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; GET_CHUNK];
-        while offset < size {
-            let len = (size - offset).min(GET_CHUNK as u64) as usize;
-            // A file cut short since it was opened: an error, never zeros.
-            file.read_exact_at(&mut buf[..len], offset)?;
-            out.clear();
-            encode_chunk(&buf[..len], &mut out);
-            offset += len as u64;
-            if offset == size {
-                out.extend_from_slice(json::GET_TAIL);
-            }
-            c.send(&out)?;
-        }
-    }
     while offset < size {
         let len = (size - offset).min(MAP_WINDOW as u64) as usize;
         let window = Window::new(&file, offset, len)?;

@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::{Registry, Token, Waker};
 
 use crate::protocol::Limits;
-use crate::server::conn::{self, Ctx, FileReads};
+use crate::server::conn::{self, Ctx};
 use crate::server::pool::{AfterTask, Job, PoolConfig, Returned, WorkerPool};
 use crate::server::stats::{ServerStats, TaskStats};
 use crate::store::Store;
@@ -105,8 +105,6 @@ impl WorkerThread {
             limits: &self.limits,
             stats_json: &stats_json,
             draining: &draining,
-            // Many threads: a map's munmap would interrupt them all.
-            file_reads: FileReads::Copied,
         };
         while let Some(job) = self.next_job() {
             let peer = job.peer;

@@ -1349,9 +1349,8 @@ mod cli {
     }
 }
 
-/// GET reads files through maps (process mode) or `pread` (thread mode): a
-/// file cut short in place by another program while it is being sent must
-/// end that answer (never zeros sent as
+/// GET reads files through maps: a file cut short in place by another
+/// program while it is being sent must end that answer (never zeros sent as
 /// content, never a crash), and the server serves everyone else on.
 #[test]
 fn a_file_cut_short_while_it_is_sent_ends_that_answer_and_the_server_serves_on() {

@@ -530,6 +530,12 @@ pub(super) fn sweep(argv: Argv) -> Result<ExitCode, Failure> {
         .collect();
     // Progress goes to stderr, one line per scenario.
     match sweep::run(&opts, &mut io::stderr()) {
+        // Stopped by a signal: its watcher ends the process (with 128 + the
+        // signal) once what was started is stopped; an error that stopping
+        // caused here is not the sweep's outcome.
+        Err(_) if crate::launch::process::interrupted() => loop {
+            std::thread::park();
+        },
         Ok(outcome) if outcome.all_ok() => Ok(ExitCode::SUCCESS),
         Ok(_) => Ok(ExitCode::from(1)),
         // A host that could not be readied: before any scenario, exit 2.

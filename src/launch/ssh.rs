@@ -1,7 +1,8 @@
 //! Other hosts, reached with OpenSSH: no agent of ours, no daemon to secure.
 //!
-//! - One master connection per host (`ssh -M -N`, a tracked child of ours:
-//!   it ends with us), whose control socket sits in a private folder (0700)
+//! - One master connection per host (`ssh -M -N`, a tracked child of ours in
+//!   a process group of its own, with whatever transport it starts: they end
+//!   with us), whose control socket sits in a private folder (0700)
 //!   removed on drop; every later command on that host is a session of that
 //!   connection (`-S SOCKET -o ControlMaster=no`), so a scenario pays no
 //!   handshake.
@@ -186,8 +187,10 @@ impl Ssh {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err);
-        let mut master =
-            Spawned::start(&mut cmd, sys::SIGTERM).map_err(|e| format!("cannot run ssh: {e}"))?;
+        // In a group of its own: stopping it stops what it started too (a
+        // ProxyCommand or a jump host's ssh, which ssh leaves running).
+        let mut master = Spawned::start_group(&mut cmd, sys::SIGTERM)
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             if let Ok(Some(st)) = master.try_wait() {

@@ -273,6 +273,12 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     if !opts.exe.is_file() {
         return Err(bad(&format!("no fsbench binary at {}", opts.exe.display())));
     }
+    // Ctrl-C from here on stops what was started (the ssh connections of
+    // the hosts being readied too); once the CSV exists, it is left complete.
+    let watched: Arc<Mutex<Option<Arc<Shared>>>> = Arc::default();
+    if opts.handle_signals {
+        watch_signals(watched.clone())?;
+    }
     let store = opts.work.join("store");
     let sums = opts.work.join("sha256");
     let t_files = Instant::now();
@@ -339,9 +345,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         keep: keep.clone(),
     });
     shared.write_meta()?;
-    if opts.handle_signals {
-        watch_signals(shared.clone())?;
-    }
+    *watched.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared.clone());
 
     let mut hashes = UploadHashes::new(&sums);
     let t0 = Instant::now();
@@ -804,10 +808,11 @@ pub fn clean_store(store: &Path, keep: &[String]) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// Stops the sweep on SIGINT/SIGTERM: the tracked servers and pool children
-/// first, then, with the CSV lock held (so no row is half-written), the
-/// metadata, then exits with 128 + the signal.
-fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
+/// Stops the sweep on SIGINT/SIGTERM: the tracked servers, pool children and
+/// ssh connections first, then, once the CSV exists (`watched`), with its
+/// lock held (so no row is half-written), the metadata; then exits with 128
+/// + the signal.
+fn watch_signals(watched: Arc<Mutex<Option<Arc<Shared>>>>) -> io::Result<()> {
     let rd = crate::sys::signal_pipe()?;
     std::thread::Builder::new()
         .name("sweep-signals".into())
@@ -821,14 +826,23 @@ fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
             };
             let left = process::stop_all(Duration::from_secs(35));
             crate::launch::ssh::remove_control_folders();
-            let _ = clean_store(&shared.store, &shared.keep);
-            let _csv = shared.csv.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = shared.update_meta(|m| {
-                m.end = Some(utc_stamp(SystemTime::now()));
-                m.interrupted_by_signal = Some(sig);
-            });
+            let shared = watched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            // Held until the exit: no row is written after this point.
+            let mut _csv = None;
+            let when = match &shared {
+                Some(shared) => {
+                    let _ = clean_store(&shared.store, &shared.keep);
+                    _csv = Some(shared.csv.lock().unwrap_or_else(|e| e.into_inner()));
+                    let _ = shared.update_meta(|m| {
+                        m.end = Some(utc_stamp(SystemTime::now()));
+                        m.interrupted_by_signal = Some(sig);
+                    });
+                    "finished rows are kept"
+                }
+                None => "before any scenario",
+            };
             eprintln!(
-                "fsbench sweep: interrupted by signal {sig}; finished rows are kept{}",
+                "fsbench sweep: interrupted by signal {sig}; {when}{}",
                 if left == 0 {
                     String::new()
                 } else {

@@ -998,14 +998,14 @@ fn the_guests_faults_each_fail_with_their_cause_and_the_sweep_goes_on() {
         causes(&rows),
         ["content mismatch: 2", "content mismatch: 2"]
     );
-    let (code, progress, rows, _) = run("never-ready", "--never-ready", "download");
+    let (code, progress, rows, _) = run("guest-never-ready", "--never-ready", "download");
     assert_eq!(code, Some(1));
     assert_eq!(
         causes(&rows),
         ["server not ready: 2", "server not ready: 2"],
         "{progress}"
     );
-    let (code, _, rows, _) = run("ignores-term", "--ignore-sigterm", "download");
+    let (code, _, rows, _) = run("guest-ignores-term", "--ignore-sigterm", "download");
     assert_eq!(code, Some(1));
     for r in &rows {
         assert_eq!(r["success"], "2", "{r:?}");

@@ -734,3 +734,93 @@ fn a_pool_probing_a_server_that_does_not_answer_says_not_ready() {
         "{said}"
     );
 }
+
+/// Ctrl-C while the hosts are being readied (here an ssh that never gets a
+/// connection: its transport is a command that waits, so no traffic goes
+/// anywhere) ends the sweep with 130, says no scenario ran, and leaves no
+/// ssh process and no control folder behind.
+#[test]
+fn ctrl_c_while_the_hosts_are_readied_leaves_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("multihost-setup-int");
+    let wait = dir.path().join("wait.sh");
+    // A duration no other process has: its transport is found by it.
+    let secs = format!("61.{}", std::process::id());
+    std::fs::write(&wait, format!("#!/bin/sh\nexec sleep {secs}\n")).unwrap();
+    std::fs::set_permissions(&wait, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("sweep")
+        .args(["--quick", "--client-hosts", "127.0.0.1", "--ssh-opts"])
+        .arg(format!("-o ProxyCommand={}", wait.display()))
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    // The test files are ready: the hosts come next.
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.starts_with("test files ready"), "{line}");
+    let masters = || -> Vec<u32> {
+        crate::common::children(pid)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "ssh")
+            })
+            .collect()
+    };
+    wait_until("the ssh master started", T, || !masters().is_empty());
+    // Its transport: the `sleep` the script became.
+    let transport = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    text(&c).replace('\0', " ").trim_end() == format!("sleep {secs}")
+                }) && crate::common::alive(*p)
+            })
+            .collect()
+    };
+    wait_until("its transport running", T, || !transport().is_empty());
+
+    let ssh = masters();
+    fsbench::sys::kill(pid, fsbench::sys::SIGINT).unwrap();
+    let st = wait_exit(&mut child, T).expect("the sweep ends");
+    assert_eq!(st.code(), Some(130));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(
+        rest.contains("interrupted by signal 2; before any scenario"),
+        "{rest}"
+    );
+    wait_until("its ssh gone", T, || {
+        ssh.iter().all(|&p| !crate::common::alive(p))
+    });
+    assert_eq!(transport(), Vec::<u32>::new(), "its transport left running");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("fsbench-ssh-{pid}-"))
+        })
+        .collect();
+    assert!(left.is_empty(), "control folders left: {left:?}");
+    assert!(
+        !dir.path().join("results").exists()
+            || std::fs::read_dir(dir.path().join("results"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}

@@ -291,26 +291,15 @@ fn start_fsbench(
             line.clear();
         }
     });
-    let log_tail = || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let mut t: Vec<String> = text
-            .lines()
-            .rev()
-            .take(TAIL_LINES)
-            .map(String::from)
-            .collect();
-        t.reverse();
-        t
-    };
     let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(a) => match a.parse() {
             Ok(addr) => addr,
             Err(_) => {
                 let why = format!("printed a bad LISTENING address {a:?}");
-                return Err(fail(proc, &why, log_tail()));
+                return Err(fail(proc, &why, log_tail(log)));
             }
         },
-        Err(_) => return Err(fail(proc, "did not print LISTENING", log_tail())),
+        Err(_) => return Err(fail(proc, "did not print LISTENING", log_tail(log))),
     };
     // Ready means accepting: connect (and close without a request, which
     // the server does not count as a task).
@@ -320,7 +309,7 @@ fn start_fsbench(
             Ok(_) => break,
             Err(e) if Instant::now() >= deadline => {
                 let why = format!("is not accepting connections: {e}");
-                return Err(fail(proc, &why, log_tail()));
+                return Err(fail(proc, &why, log_tail(log)));
             }
             Err(_) => std::thread::yield_now(),
         }
@@ -384,31 +373,8 @@ fn start_template(
     };
     // Ready: the port accepts and a LIST is answered, within the start timeout.
     let deadline = Instant::now() + spec.start_timeout;
-    let mut last_error = String::from("nothing accepted a connection");
-    loop {
-        if let Ok(Some(st)) = proc.try_wait() {
-            return Err(fail_template(
-                proc,
-                &format!("exited ({st}) before it was ready"),
-            ));
-        }
-        if Instant::now() >= deadline {
-            let why = format!(
-                "was not ready within {:.0} s ({last_error})",
-                spec.start_timeout.as_secs_f64()
-            );
-            return Err(fail_template(proc, &why));
-        }
-        match Client::connect(addr, Duration::from_secs(2)) {
-            Ok(mut c) => match c.list() {
-                Ok(_) => break,
-                Err(e) => last_error = format!("LIST: {e}"),
-            },
-            Err(e) => {
-                last_error = format!("connect: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+    if let Err(why) = await_list(&mut proc, addr, (deadline, spec.start_timeout)) {
+        return Err(fail_template(proc, &why));
     }
     Ok(ServerHandle {
         proc,
@@ -552,17 +518,6 @@ fn start_remote(
         stdin: SessionInput::new(stdin),
         said,
     };
-    let log_tail = || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let mut t: Vec<String> = text
-            .lines()
-            .rev()
-            .take(TAIL_LINES)
-            .map(String::from)
-            .collect();
-        t.reverse();
-        t
-    };
     let on_host = |why: &str| format!("on {} {why}", r.host.host);
     let deadline = Instant::now() + spec.start_timeout;
     let (addr, mut ready_tasks) = match launcher.server_kind() {
@@ -570,49 +525,32 @@ fn start_remote(
             let a = match listening.recv_timeout(spec.start_timeout) {
                 Ok(a) => a,
                 Err(_) => {
-                    return Err(fail(proc, &on_host("did not print LISTENING"), log_tail()));
+                    return Err(fail(
+                        proc,
+                        &on_host("did not print LISTENING"),
+                        log_tail(log),
+                    ));
                 }
             };
             match a.parse::<SocketAddr>() {
                 Ok(addr) => (addr, 0),
                 Err(_) => {
                     let why = on_host(&format!("printed a bad LISTENING address {a:?}"));
-                    return Err(fail(proc, &why, log_tail()));
+                    return Err(fail(proc, &why, log_tail(log)));
                 }
             }
         }
         ServerKind::Template { .. } => {
             let port = match sup.await_word("PORT", spec.start_timeout) {
                 Ok(p) => p,
-                Err(e) => return Err(fail(proc, &on_host(&e.to_string()), log_tail())),
+                Err(e) => return Err(fail(proc, &on_host(&e.to_string()), log_tail(log))),
             };
             let addr: SocketAddr = format!("{}:{port}", spec.host)
                 .parse()
                 .map_err(|e| io::Error::other(format!("listen address {}: {e}", spec.host)))?;
             // Polled from here until it answers a LIST.
-            let mut last_error = String::from("nothing accepted a connection");
-            loop {
-                if let Ok(Some(st)) = proc.try_wait() {
-                    let why = on_host(&format!("exited ({st}) before it was ready"));
-                    return Err(fail(proc, &why, log_tail()));
-                }
-                if Instant::now() >= deadline {
-                    let why = on_host(&format!(
-                        "was not ready within {:.0} s ({last_error})",
-                        spec.start_timeout.as_secs_f64()
-                    ));
-                    return Err(fail(proc, &why, log_tail()));
-                }
-                match Client::connect(addr, Duration::from_secs(2)) {
-                    Ok(mut c) => match c.list() {
-                        Ok(_) => break,
-                        Err(e) => last_error = format!("LIST: {e}"),
-                    },
-                    Err(e) => {
-                        last_error = format!("connect: {e}");
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
+            if let Err(why) = await_list(&mut proc, addr, (deadline, spec.start_timeout)) {
+                return Err(fail(proc, &on_host(&why), log_tail(log)));
             }
             (addr, 1)
         }
@@ -632,7 +570,7 @@ fn start_remote(
             return Err(fail(
                 proc,
                 &on_host(&format!("is not ready: {e}")),
-                log_tail(),
+                log_tail(log),
             ));
         }
         ready_tasks += 1;
@@ -646,4 +584,49 @@ fn start_remote(
         deferred,
         probe_tasks,
     })
+}
+
+/// The last lines of the server log (for an error message).
+fn log_tail(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut t: Vec<String> = text
+        .lines()
+        .rev()
+        .take(TAIL_LINES)
+        .map(String::from)
+        .collect();
+    t.reverse();
+    t
+}
+
+/// Polls `addr` until a LIST is answered, until `deadline` (the end of the
+/// start `timeout`): why not, if not (the process exited first, or the time
+/// ran out, with the last error).
+fn await_list(
+    proc: &mut Spawned,
+    addr: SocketAddr,
+    (deadline, timeout): (Instant, Duration),
+) -> Result<(), String> {
+    let mut last_error = String::from("nothing accepted a connection");
+    loop {
+        if let Ok(Some(st)) = proc.try_wait() {
+            return Err(format!("exited ({st}) before it was ready"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "was not ready within {:.0} s ({last_error})",
+                timeout.as_secs_f64()
+            ));
+        }
+        match Client::connect(addr, Duration::from_secs(2)) {
+            Ok(mut c) => match c.list() {
+                Ok(_) => return Ok(()),
+                Err(e) => last_error = format!("LIST: {e}"),
+            },
+            Err(e) => {
+                last_error = format!("connect: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }

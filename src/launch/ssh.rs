@@ -455,18 +455,7 @@ pub struct RemoteHost {
 
 /// The SHA-256 of a local file, in hex.
 pub fn file_sha256(path: &Path) -> io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(crate::protocol::hex(&h.finalize()))
+    crate::protocol::sha256_hex(&mut File::open(path)?)
 }
 
 /// How often a remote command's session gets a `PING` line.

@@ -12,10 +12,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::load::Volume;
-use crate::protocol::hex;
 
 /// Seeds of test files live apart from the seeds of uploads.
 const TEST_FILE_SEED: u64 = 0x7E57_F11E_0000_0000;
@@ -141,17 +138,8 @@ impl Read for Content {
 
 /// Lowercase hex SHA-256 of the content of `seed`, `len` bytes long.
 pub fn sha256_of(seed: u64, len: u64) -> String {
-    let mut src = Content::new(seed, len);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = src.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    hex(&h.finalize())
+    // Reading generated content never fails.
+    crate::protocol::sha256_hex(&mut Content::new(seed, len)).unwrap_or_default()
 }
 
 /// The seed of an upload by client `index` of a pool started with `base`:
@@ -308,6 +296,8 @@ fn write_content(path: &Path, seed: u64, len: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::hex;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn any_slice_of_a_content_is_the_same_bytes() {

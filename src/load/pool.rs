@@ -855,6 +855,16 @@ impl RemotePart {
         }
     }
 
+    /// Ends its session: its stdin closed (its pool ends, if it has not),
+    /// then waited for (bounded; stopped if it lingers).
+    fn end(&mut self) -> io::Result<()> {
+        self.stdin.close();
+        if self.proc.wait_within(Duration::from_secs(10))?.is_none() {
+            let _ = self.proc.stop(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
     /// Marks it lost, with what its session said last.
     fn lose(&mut self, why: &str) {
         let said = self.stderr.text(Duration::from_secs(2));
@@ -1004,13 +1014,9 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
         }
     }
     if let Some(why) = not_ready {
-        // No client starts: each fails with the cause; the sessions end
-        // when their stdin closes.
+        // No client starts: each fails with the cause.
         for p in parts.iter_mut() {
-            p.stdin.close();
-            if p.proc.wait_within(Duration::from_secs(10))?.is_none() {
-                let _ = p.proc.stop(Duration::from_secs(5));
-            }
+            p.end()?;
         }
         let results = (opts.first_index..opts.first_index + opts.clients)
             .map(|i| ClientResult::failed(i, "server not ready", why.clone()))
@@ -1110,10 +1116,7 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
     // Sessions end once their pool has printed its report (bounded; a lost
     // one is stopped).
     for p in parts.iter_mut() {
-        p.stdin.close();
-        if p.proc.wait_within(Duration::from_secs(10))?.is_none() {
-            let _ = p.proc.stop(Duration::from_secs(5));
-        }
+        p.end()?;
     }
     results.sort_by_key(|r| r.index);
     Ok(PoolReport {

@@ -516,9 +516,8 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         )?;
     }
     writeln!(progress)?;
-    let clients_elsewhere =
-        hosts.as_ref().is_some_and(|h| h.clients.is_some()) || !opts.remote.client_hosts.is_empty();
-    summary::write_cpu_table(progress, &rows, clients_elsewhere)?;
+    // Client hosts, given: the clients ran elsewhere (there are none here).
+    summary::write_cpu_table(progress, &rows, !opts.remote.client_hosts.is_empty())?;
     if hashes.computed > 0 {
         writeln!(
             progress,

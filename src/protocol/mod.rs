@@ -98,6 +98,21 @@ pub fn read_full(src: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result
     Ok(n)
 }
 
+/// Lowercase hex SHA-256 of everything `r` yields.
+pub fn sha256_hex(r: &mut dyn std::io::Read) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
 /// Lowercase hex of a byte string (SHA-256 digests).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -384,7 +384,7 @@ fn sweep_in(
     (progress, csv, header, rows)
 }
 
-fn only_csv_in(dir: &Path) -> PathBuf {
+pub fn only_csv_in(dir: &Path) -> PathBuf {
     let csvs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

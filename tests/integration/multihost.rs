@@ -15,7 +15,7 @@
 //! Skipped loudly without root and `ip netns` (see `lab`).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::common::{wait_exit, wait_until, TempDir, BIN, T};
 use crate::lab::{addr, run, text, Lab};
+use crate::load::only_csv_in;
 
 const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guest/file_server.py");
 
@@ -108,13 +109,7 @@ fn wait_for_process(lab: &Lab, host: &str, what: &str) -> u32 {
 
 /// The one CSV of a results folder, as records of (header -> value).
 fn rows(results: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let csv = std::fs::read_dir(results)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "csv"))
-        .expect("a CSV");
-    let mut r = csv::Reader::from_path(&csv).unwrap();
+    let mut r = csv::Reader::from_path(only_csv_in(results)).unwrap();
     let head: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     r.records()
         .map(|rec| {
@@ -127,24 +122,17 @@ fn rows(results: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// A file the sweep wrote beside its CSV (`json`, `server.log`, `html`).
+fn beside_csv(results: &Path, extension: &str) -> PathBuf {
+    only_csv_in(results).with_extension(extension)
+}
+
 fn metadata(results: &Path) -> Value {
-    let json = std::fs::read_dir(results)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("the metadata");
-    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(beside_csv(results, "json")).unwrap()).unwrap()
 }
 
 fn server_log(results: &Path) -> String {
-    let log = std::fs::read_dir(results)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".server.log"))
-        .expect("the server log");
-    std::fs::read_to_string(log).unwrap()
+    std::fs::read_to_string(beside_csv(results, "server.log")).unwrap()
 }
 
 fn assert_ran(out: &Output, code: i32) {
@@ -272,13 +260,7 @@ fn a_sweep_with_its_server_and_clients_on_lab_hosts_verifies_every_byte_and_leav
     }
 
     // The report says where each side ran.
-    let html = std::fs::read_dir(&results)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "html"))
-        .expect("the report");
-    let html = std::fs::read_to_string(html).unwrap();
+    let html = std::fs::read_to_string(beside_csv(&results, "html")).unwrap();
     assert!(
         html.contains("server on 198.18.0.1 (198.18.0.1, ")
             && html.contains("clients split over 198.18.0.2 (198.18.0.2, "),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use fsbench::load::content;
-use fsbench::protocol::base64::{encode_chunk, LineDecoder};
+use fsbench::protocol::base64::{Engine, LineDecoder};
 use sha2::Digest;
 
 const MB: usize = 1 << 20;
@@ -61,26 +61,41 @@ fn main() {
             .unwrap();
         black_box(n);
     });
-    let b = rate(chunk, || {
-        out.clear();
-        encode_chunk(black_box(&raw), &mut out);
-        black_box(&out);
-    });
-    println!("base64 encode:  base64 crate {a:6.2}   base64-simd (encode_chunk) {b:6.2}");
+    let engines: Vec<Engine> = [Engine::Simd, Engine::Vbmi]
+        .into_iter()
+        .filter(|e| e.available())
+        .collect();
+    let mut line = format!("base64 encode:  base64 crate {a:6.2}");
+    for &e in &engines {
+        let b = rate(chunk, || {
+            out.clear();
+            e.encode(black_box(&raw), &mut out);
+            black_box(&out);
+        });
+        line += &format!("   {} {b:6.2}", e.name());
+    }
+    println!("{line}");
     let a = rate(chunk, || {
         let n = base64::engine::general_purpose::STANDARD
             .decode_slice(black_box(text.as_bytes()), &mut dec)
             .unwrap();
         black_box(n);
     });
-    let b = rate(chunk, || {
-        out.clear();
-        let mut d = LineDecoder::new();
-        d.feed(black_box(text.as_bytes()), &mut out).unwrap();
-        d.finish_line().unwrap();
-        black_box(&out);
-    });
-    println!("base64 decode:  base64 crate {a:6.2}   base64-simd (LineDecoder)  {b:6.2}");
+    let mut line = format!("base64 decode:  base64 crate {a:6.2}");
+    for &e in &engines {
+        let b = rate(chunk, || {
+            out.clear();
+            let mut d = LineDecoder::with_engine(e);
+            d.feed(black_box(text.as_bytes()), &mut out).unwrap();
+            d.finish_line().unwrap();
+            black_box(&out);
+        });
+        line += &format!("   {} (LineDecoder) {b:6.2}", e.name());
+    }
+    println!("{line}");
+    if !Engine::Vbmi.available() {
+        println!("                (no AVX-512 VBMI on this CPU: base64-simd alone)");
+    }
     let hay = text.as_bytes();
     let a = rate(hay.len(), || {
         black_box(black_box(hay).iter().position(|&c| c == b'\n'));

@@ -7,10 +7,82 @@
 //! code path at run time); the `base64` crate decodes the odd quad.
 //! [`encode_chunk`] encodes a chunk whose length is a multiple of 3
 //! (or the last chunk) so that chunks concatenate into one valid base64 text.
+//!
+//! On a CPU with AVX-512 VBMI the bulk goes through [`super::vbmi`] first
+//! (faster than `base64-simd`'s AVX2 code), the rest through `base64-simd`:
+//! [`Engine`] says which, chosen once per process (`FSBENCH_BASE64=simd`
+//! turns the VBMI path off, for comparisons).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use base64_simd::STANDARD as SIMD;
+
+use super::vbmi;
+
+/// Which code does the bulk of the encoding and decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `base64-simd` alone (AVX2, SSE, NEON or scalar, picked at run time).
+    Simd,
+    /// AVX-512 VBMI blocks ([`super::vbmi`]), `base64-simd` for the rest.
+    Vbmi,
+}
+
+impl Engine {
+    /// The fastest engine this CPU runs, unless `FSBENCH_BASE64=simd` says
+    /// otherwise; found once per process.
+    pub fn best() -> Engine {
+        static BEST: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let off = std::env::var("FSBENCH_BASE64").is_ok_and(|v| v == "simd");
+            if !off && vbmi::available() {
+                Engine::Vbmi
+            } else {
+                Engine::Simd
+            }
+        })
+    }
+
+    /// Whether this CPU runs the engine.
+    pub fn available(self) -> bool {
+        match self {
+            Engine::Simd => true,
+            Engine::Vbmi => vbmi::available(),
+        }
+    }
+
+    /// How the metadata and `--version`-like reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Simd => "base64-simd",
+            Engine::Vbmi => "avx512-vbmi",
+        }
+    }
+
+    /// Appends the base64 of `chunk` to `out` (see [`encode_chunk`]).
+    pub fn encode(self, chunk: &[u8], out: &mut Vec<u8>) {
+        let done = match self {
+            Engine::Simd => 0,
+            Engine::Vbmi => vbmi::encode_blocks(chunk, out),
+        };
+        SIMD.encode_append(&chunk[done..], out);
+    }
+
+    /// Decodes whole quads without padding; on any fault `out` is left as
+    /// it was and the error says nothing more (the byte path names it).
+    fn decode_run(self, run: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+        let len = out.len();
+        let done = match self {
+            Engine::Simd => 0,
+            Engine::Vbmi => vbmi::decode_blocks(run, out).ok_or(())?,
+        };
+        if SIMD.decode_append(&run[done..], out).is_err() {
+            out.truncate(len);
+            return Err(());
+        }
+        Ok(())
+    }
+}
 
 /// Why a base64 line was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +128,7 @@ fn in_alphabet(b: u8) -> bool {
 }
 
 /// Decodes one line of base64 given in pieces.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct LineDecoder {
     pending: [u8; 4],
     npending: usize,
@@ -64,11 +136,29 @@ pub struct LineDecoder {
     ended: bool,
     /// Decoded bytes of the whole line so far.
     pub decoded: u64,
+    engine: Engine,
+}
+
+impl Default for LineDecoder {
+    fn default() -> LineDecoder {
+        LineDecoder::with_engine(Engine::best())
+    }
 }
 
 impl LineDecoder {
     pub fn new() -> LineDecoder {
         LineDecoder::default()
+    }
+
+    /// A decoder whose bulk goes through `engine` (which the CPU must run).
+    pub fn with_engine(engine: Engine) -> LineDecoder {
+        LineDecoder {
+            pending: [0; 4],
+            npending: 0,
+            ended: false,
+            decoded: 0,
+            engine,
+        }
     }
 
     /// Decodes `input`, appending the bytes to `out` (which grows by at most `input.len()`).
@@ -93,7 +183,7 @@ impl LineDecoder {
                 run -= 4;
             }
             // Refused (`out` unchanged): the byte path below finds and names the fault.
-            if run > 0 && SIMD.decode_append(&input[i..i + run], out).is_ok() {
+            if run > 0 && self.engine.decode_run(&input[i..i + run], out).is_ok() {
                 self.decoded += (run / 4 * 3) as u64;
                 i += run;
             }
@@ -148,7 +238,7 @@ impl LineDecoder {
     pub fn finish_line(&mut self) -> Result<u64, B64Error> {
         let pending = self.npending;
         let decoded = self.decoded;
-        *self = LineDecoder::new();
+        *self = LineDecoder::with_engine(self.engine);
         if pending != 0 {
             return Err(B64Error::BadLength);
         }
@@ -159,7 +249,7 @@ impl LineDecoder {
 /// Appends the base64 of `chunk` to `out`. Chunks concatenate correctly when
 /// every chunk but the last has a length that is a multiple of 3.
 pub fn encode_chunk(chunk: &[u8], out: &mut Vec<u8>) {
-    SIMD.encode_append(chunk, out);
+    Engine::best().encode(chunk, out);
 }
 
 /// Whole-buffer helpers for small payloads (inline uploads, tests).

@@ -10,6 +10,7 @@ pub mod json;
 pub mod read_buf;
 pub mod request;
 pub mod unterminated;
+mod vbmi;
 
 pub use read_buf::ReadBuf;
 pub use request::{parse_request, Request};

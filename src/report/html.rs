@@ -156,7 +156,10 @@ fn runs_section(h: &mut String, runs: &[Run]) {
         meta_or(r, &|m| {
             let mc = &m.machine;
             esc(&format!(
-                "{} cores, {} memory, {}{}",
+                "{}{} cores, {} memory, {}{}{}",
+                mc.cpu_model
+                    .as_deref()
+                    .map_or(String::new(), |c| format!("{c}, ")),
                 mc.cores.map_or("?".into(), |c| c.to_string()),
                 mc.memory_total_kib.map_or("?".into(), |k| format!(
                     "{:.1} GiB",
@@ -165,7 +168,10 @@ fn runs_section(h: &mut String, runs: &[Run]) {
                 mc.kernel,
                 mc.hostname
                     .as_deref()
-                    .map_or(String::new(), |n| format!(", host {n}"))
+                    .map_or(String::new(), |n| format!(", host {n}")),
+                mc.base64
+                    .as_deref()
+                    .map_or(String::new(), |b| format!(", base64 {b}"))
             ))
         })
     });

@@ -22,6 +22,13 @@ pub struct Machine {
     /// `ostype osrelease version`.
     pub kernel: String,
     pub hostname: Option<String>,
+    /// `model name` of `/proc/cpuinfo` (absent in files from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// The base64 engine this machine's processes use (`avx512-vbmi` or
+    /// `base64-simd`; see `protocol::base64::Engine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
 }
 
 /// The commit of the repository in the current folder, else of the one
@@ -99,6 +106,12 @@ pub fn this_machine() -> Machine {
             proc_text("/proc/sys/kernel/version").unwrap_or_default()
         ),
         hostname: proc_text("/proc/sys/kernel/hostname"),
+        cpu_model: std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        }),
+        base64: Some(crate::protocol::base64::Engine::best().name().to_string()),
     }
 }
 

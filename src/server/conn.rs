@@ -301,14 +301,14 @@ fn handle_line(c: &mut Conn, ctx: &Ctx, line: &[u8]) -> Result<()> {
             if let Some(n) = &name {
                 check_name(n).map_err(Error::Request)?;
             }
-            let mut sink = UploadSink::new(ctx)?;
+            let mut sink = UploadSink::new(ctx, name.is_none())?;
             c.send(READY)?;
             let outcome = read_upload_body(c, ctx, &mut sink)?;
             finish_upload(c, ctx, sink, outcome, name)?;
         }
         Request::UploadInline { name, body, .. } => {
             check_name(&name).map_err(Error::Request)?;
-            let mut sink = UploadSink::new(ctx)?;
+            let mut sink = UploadSink::new(ctx, false)?;
             let mut decoder = LineDecoder::new();
             let outcome = sink
                 .feed(&mut decoder, &body)
@@ -344,7 +344,7 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     // Whatever fails, the rest of the line is still read and skipped below,
     // so the connection stays in step.
     let (mut sink, mut failure) = match &name {
-        Ok(_) => match UploadSink::new(ctx) {
+        Ok(_) => match UploadSink::new(ctx, false) {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
         },
@@ -561,9 +561,10 @@ fn finish_upload(
         return Err(Error::Request(reason));
     }
     let (tmp, digest, head) = sink.finish()?;
-    let stored = match name {
-        Some(n) => n,
-        None => format!("{}{}", hex(&digest), detect_extension(&head)),
+    let stored = match (name, digest) {
+        (Some(n), _) => n,
+        (None, Some(d)) => format!("{}{}", hex(&d), detect_extension(&head)),
+        (None, None) => return Err(Error::fatal("upload without a name was not hashed")),
     };
     ctx.store.commit(tmp, &stored)?;
     let data = Obj::new().str("file_path", &stored).finish();
@@ -577,20 +578,22 @@ fn finish_upload(
     Ok(())
 }
 
-/// Where decoded upload bytes go: the temp file, the hash, the size check.
+/// Where decoded upload bytes go: the temp file, the hash (only for a plain
+/// `UPLOAD`, which is named by it: a named upload costs no SHA-256), the
+/// size check.
 struct UploadSink {
     tmp: Option<TempFile>,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     total: u64,
     max: u64,
     head: Vec<u8>,
 }
 
 impl UploadSink {
-    fn new(ctx: &Ctx) -> Result<UploadSink> {
+    fn new(ctx: &Ctx, hashed: bool) -> Result<UploadSink> {
         Ok(UploadSink {
             tmp: Some(ctx.store.begin_upload()?),
-            hasher: Sha256::new(),
+            hasher: hashed.then(Sha256::new),
             total: 0,
             max: ctx.limits.max_upload,
             head: Vec::with_capacity(8),
@@ -621,7 +624,9 @@ impl UploadSink {
             let n = (8 - self.head.len()).min(new.len());
             self.head.extend_from_slice(&new[..n]);
         }
-        self.hasher.update(new);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(new);
+        }
         Ok(())
     }
 
@@ -634,9 +639,10 @@ impl UploadSink {
         self.tmp = None;
     }
 
-    fn finish(self) -> Result<(TempFile, Vec<u8>, Vec<u8>)> {
+    fn finish(self) -> Result<(TempFile, Option<Vec<u8>>, Vec<u8>)> {
         let tmp = self.tmp.ok_or_else(|| Error::request("upload aborted"))?;
-        Ok((tmp, self.hasher.finalize().to_vec(), self.head))
+        let digest = self.hasher.map(|h| h.finalize().to_vec());
+        Ok((tmp, digest, self.head))
     }
 }
 

@@ -2,10 +2,12 @@
 //! decoder never panic, whatever the bytes, and read back exactly what the
 //! client encodes (`quote_arg` -> `parse_request`, `encode_chunk` ->
 //! `LineDecoder`); the SIMD decoder accepts and refuses exactly what the
-//! rules of PROTOCOL.md say, with the same reason, however the line is cut;
+//! rules of PROTOCOL.md say, with the same reason, however the line is cut,
+//! with each engine this CPU runs (`base64-simd` alone, AVX-512 VBMI), and
+//! each engine encodes what the `base64` crate encodes;
 //! the read buffer's line search finds the lines a naive scan finds.
 
-use fsbench::protocol::base64::{encode, encode_chunk, B64Error, LineDecoder};
+use fsbench::protocol::base64::{encode, encode_chunk, B64Error, Engine, LineDecoder};
 use fsbench::protocol::request::{inline_upload_head, quote_arg};
 use fsbench::protocol::ReadBuf;
 use fsbench::protocol::{parse_request, Request};
@@ -69,15 +71,39 @@ fn reference_decode(line: &[u8]) -> Result<Vec<u8>, B64Error> {
     Ok(out)
 }
 
-/// The streaming decoder's verdict on a line fed in pieces of `piece` bytes.
-fn stream_decode(line: &[u8], piece: usize) -> Result<Vec<u8>, B64Error> {
-    let mut d = LineDecoder::new();
-    let mut out = Vec::new();
-    for p in line.chunks(piece.max(1)) {
-        d.feed(p, &mut out)?;
+/// The engines this CPU runs: `base64-simd` always, AVX-512 VBMI where the
+/// CPU has it (this machine and CI's do: the test says when it is missing).
+fn engines() -> Vec<Engine> {
+    let all = [Engine::Simd, Engine::Vbmi];
+    let here: Vec<Engine> = all.into_iter().filter(|e| e.available()).collect();
+    if here.len() < all.len() {
+        eprintln!("properties: no AVX-512 VBMI on this CPU, its engine is not tested");
     }
-    d.finish_line()?;
-    Ok(out)
+    here
+}
+
+/// The streaming decoder's verdict on a line fed in pieces of `piece` bytes,
+/// the same from every engine (or the test fails here).
+fn stream_decode(line: &[u8], piece: usize) -> Result<Vec<u8>, B64Error> {
+    let verdicts: Vec<Result<Vec<u8>, B64Error>> = engines()
+        .into_iter()
+        .map(|e| {
+            let mut d = LineDecoder::with_engine(e);
+            let mut out = Vec::new();
+            for p in line.chunks(piece.max(1)) {
+                d.feed(p, &mut out)?;
+            }
+            d.finish_line()?;
+            Ok(out)
+        })
+        .collect();
+    for v in &verdicts[1..] {
+        assert_eq!(
+            v, &verdicts[0],
+            "the engines disagree on {line:?} in pieces of {piece}"
+        );
+    }
+    verdicts[0].clone()
 }
 
 /// Valid base64 of `data` with one byte replaced (at `at`, modulo the length).
@@ -241,6 +267,15 @@ proptest! {
         for c in data.chunks(chunk3 * 3) {
             encode_chunk(c, &mut text);
         }
+        // Each engine encodes what the base64 crate encodes.
+        for e in engines() {
+            let mut by_engine = Vec::new();
+            for c in data.chunks(chunk3 * 3) {
+                e.encode(c, &mut by_engine);
+            }
+            prop_assert_eq!(&by_engine, &text, "{:?}", e);
+        }
+        prop_assert_eq!(&text, &encode(&data).into_bytes());
         // The server: the line in arbitrary pieces.
         let mut d = LineDecoder::new();
         let mut out = Vec::new();

@@ -9,12 +9,13 @@
 //! bytes of a partial line and how they arrived (the event loop keeps their
 //! unterminated wait): it returns what becomes of the connection
 //! ([`AfterTask`]) and what it counted ([`TaskStats`]).
-//! Memory per connection is bounded by the line limit plus a few 64 KiB
-//! buffers, whatever the file size. It must never panic on client input, and
+//! Memory per connection is bounded by the line limit plus a few buffers of
+//! at most 1 MiB, whatever the file size. It must never panic on client input, and
 //! never touch the store except through [`Store`].
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
@@ -47,6 +48,23 @@ pub struct Ctx<'a> {
     pub stats_json: &'a dyn Fn() -> String,
     /// True once the server is shutting down: finish the request, then close.
     pub draining: &'a dyn Fn() -> bool,
+    /// How GET reads a file.
+    pub file_reads: FileReads,
+}
+
+/// How GET reads a file: the cheaper way for the pool's mode (`make
+/// bench-cpu`, README "Data paths").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileReads {
+    /// Read-only maps of `MAP_WINDOW` bytes, encoded in place: no copy. For
+    /// a worker process, which has one thread, so an unmap costs nothing
+    /// on other CPUs.
+    Maps,
+    /// `pread` of `GET_CHUNK` bytes into a buffer, encoded from there. For
+    /// worker threads: unmapping in a process of many threads interrupts
+    /// every other CPU that runs one of them (a TLB shootdown), which cost
+    /// more than the copy.
+    Reads,
 }
 
 /// A connection with its read buffer.
@@ -649,32 +667,54 @@ impl UploadSink {
 /// Streams a GET response: the head, the base64 of the file in chunks, then
 /// the last chunk with the tail and terminator in one write.
 ///
-/// The file is read through maps of `MAP_WINDOW` bytes at a time (no copy
-/// into a buffer, and memory bounded whatever the size). A file cut short by
-/// another program while it is sent ends the connection without the tail:
-/// the client sees an incomplete answer, never zeros as content.
+/// The file is read as `ctx.file_reads` says, in bounded memory whatever its
+/// size. A file cut short by another program while it is sent ends the
+/// connection without the tail: the client sees an incomplete answer, never
+/// zeros as content.
 fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
     let (file, size) = ctx.store.open_read(name)?;
     c.send(json::get_head(name).as_bytes())?;
     let mut out = Vec::with_capacity(GET_CHUNK / 3 * 4 + json::GET_TAIL.len());
     let mut offset: u64 = 0;
-    while offset < size {
-        let len = (size - offset).min(MAP_WINDOW as u64) as usize;
-        let window = Window::new(&file, offset, len)?;
-        let last = offset + len as u64 == size;
-        for chunk in (0..len).step_by(GET_CHUNK) {
-            let end = (chunk + GET_CHUNK).min(len);
-            out.clear();
-            window.read(|b| encode_chunk(&b[chunk..end], &mut out))?;
-            if last && end == len {
-                out.extend_from_slice(json::GET_TAIL);
+    match ctx.file_reads {
+        FileReads::Maps => {
+            while offset < size {
+                let len = (size - offset).min(MAP_WINDOW as u64) as usize;
+                let window = Window::new(&file, offset, len)?;
+                let last_window = offset + len as u64 == size;
+                for chunk in (0..len).step_by(GET_CHUNK) {
+                    let end = (chunk + GET_CHUNK).min(len);
+                    out.clear();
+                    window.read(|b| encode_chunk(&b[chunk..end], &mut out))?;
+                    send_chunk(c, &mut out, last_window && end == len)?;
+                }
+                offset += len as u64;
             }
-            c.send(&out)?;
         }
-        offset += len as u64;
+        FileReads::Reads => {
+            let mut raw = vec![0u8; GET_CHUNK];
+            while offset < size {
+                let len = (size - offset).min(GET_CHUNK as u64) as usize;
+                // A file cut short is an early end of file here: an error.
+                file.read_exact_at(&mut raw[..len], offset)?;
+                out.clear();
+                encode_chunk(&raw[..len], &mut out);
+                offset += len as u64;
+                send_chunk(c, &mut out, offset == size)?;
+            }
+        }
     }
     if size == 0 {
         c.send(json::GET_TAIL)?;
     }
     Ok(())
+}
+
+/// Sends one encoded chunk of a GET answer, the last with the tail and
+/// terminator in the same write.
+fn send_chunk(c: &mut Conn, out: &mut Vec<u8>, last: bool) -> io::Result<()> {
+    if last {
+        out.extend_from_slice(json::GET_TAIL);
+    }
+    c.send(out)
 }

@@ -29,7 +29,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::protocol::Limits;
 use crate::server::channel::{self, Frame, Reader, Writer};
-use crate::server::conn::{self, Ctx};
+use crate::server::conn::{self, Ctx, FileReads};
 use crate::server::pool::{
     AfterTask, Job, PoolConfig, Returned, Start, Unread, WorkerPool, POOL_TOKEN_BASE,
 };
@@ -683,6 +683,7 @@ fn worker_main(
             limits,
             stats_json: &stats_json,
             draining: &is_draining,
+            file_reads: FileReads::Maps,
         };
         let (after, stats) = conn::serve(stream, unread, start, &ctx);
         crate::log::debug(format_args!("worker {id} done: {stats:?}"));

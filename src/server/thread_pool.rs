@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::{Registry, Token, Waker};
 
 use crate::protocol::Limits;
-use crate::server::conn::{self, Ctx};
+use crate::server::conn::{self, Ctx, FileReads};
 use crate::server::pool::{AfterTask, Job, PoolConfig, Returned, WorkerPool};
 use crate::server::stats::{ServerStats, TaskStats};
 use crate::store::Store;
@@ -105,6 +105,7 @@ impl WorkerThread {
             limits: &self.limits,
             stats_json: &stats_json,
             draining: &draining,
+            file_reads: FileReads::Reads,
         };
         while let Some(job) = self.next_job() {
             let peer = job.peer;

@@ -1349,7 +1349,8 @@ mod cli {
     }
 }
 
-/// GET reads files through maps: a file cut short in place by another
+/// GET reads files through maps (process mode) and with pread (thread
+/// mode): either way, a file cut short in place by another
 /// program while it is being sent must end that answer (never zeros sent as
 /// content, never a crash), and the server serves everyone else on.
 #[test]

@@ -70,7 +70,7 @@ for f in work/store/file_*.bin; do ln "$f" "$store/" 2>/dev/null || cp "$f" "$st
 server=("$bin" serve --host 127.0.0.1 --port 0 --mode "$mode" --pool "$spool" --root "$store" $nofsync)
 case $tool in
     stat)   prof=(perf stat -o "$out.perf-stat.txt" --) ;;
-    record) prof=(perf record -g -o "$out.perf.data" --) ;;
+    record) prof=(perf record ${PERF_FREQ:+-F $PERF_FREQ} -g -o "$out.perf.data" --) ;;
     strace) prof=(strace -c -f -o "$out.strace.txt") ;;
 esac
 "${prof[@]}" "${server[@]}" >"$out.listen" 2>"$out.server.log" &

@@ -44,6 +44,14 @@ impl ReadBuf {
         self.buf.len()
     }
 
+    /// Grows the capacity to at least `capacity` bytes (the caller's choice,
+    /// like [`grow`](Self::grow)).
+    pub fn grow_to(&mut self, capacity: usize) {
+        if self.buf.len() < capacity {
+            self.buf.resize(capacity, 0);
+        }
+    }
+
     /// The bytes read and not yet consumed.
     pub fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
@@ -121,6 +129,25 @@ impl ReadBuf {
 #[cfg(test)]
 mod tests {
     use super::ReadBuf;
+
+    #[test]
+    fn growing_keeps_the_pending_bytes_and_never_shrinks() {
+        let mut b = ReadBuf::with_pending(b"ab\ncd".to_vec(), 8);
+        b.consume(1);
+        assert_eq!(b.find_byte(b'\n'), Some(1));
+        b.grow_to(64);
+        assert_eq!(b.capacity(), 64);
+        assert_eq!(b.pending(), b"b\ncd");
+        assert_eq!(
+            b.room(),
+            64 - 5,
+            "room after the bytes read, where they are"
+        );
+        assert_eq!(b.find_byte(b'\n'), Some(1));
+        b.grow_to(16);
+        assert_eq!(b.capacity(), 64, "a smaller size is no change");
+        assert_eq!(b.pending(), b"b\ncd");
+    }
 
     #[test]
     fn a_search_resumes_where_the_last_one_stopped() {

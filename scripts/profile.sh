@@ -9,7 +9,8 @@ usage() {
     echo "                          [-o download|upload|list] [-v VOLUME] [-c CLIENTS] [-F]"
     echo "  defaults: -m thread -s 5 -o download -v 10 (MB; 100KB works too) -c 5"
     echo "  -F       server without fsync (--no-fsync)"
-    echo "  needs perf (stat, record) or strace; FSBENCH=path overrides the binary"
+    echo "  needs perf (stat, record) or strace; FSBENCH=path overrides the binary;"
+    echo "  PERF_FREQ=Hz sets perf record's sampling rate (its default is 4000)"
 }
 
 tool="" mode=thread spool=5 op=download vol=10 clients=5 nofsync=""

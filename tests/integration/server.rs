@@ -1396,6 +1396,44 @@ fn a_file_cut_short_while_it_is_sent_ends_that_answer_and_the_server_serves_on()
     }
 }
 
+/// GET in both of its ways of reading (pread in thread mode, maps in
+/// process mode) sends exactly the file at every size around its chunk
+/// (192 KiB) and map window (768 KiB) edges: nothing lost, nothing sent
+/// twice, the tail once.
+#[test]
+fn a_get_sends_exactly_the_file_at_every_chunk_and_window_edge() {
+    const CHUNK: usize = 192 * 1024;
+    const WINDOW: usize = 4 * CHUNK;
+    let sizes = [
+        0,
+        1,
+        2,
+        3,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        WINDOW - 1,
+        WINDOW,
+        WINDOW + 1,
+        2 * WINDOW + CHUNK + 2,
+    ];
+    for mode in ["thread", "process"] {
+        let srv = Server::start(&["--mode", mode, "--pool", "2"]);
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = content(40 + i as u64, len);
+            let name = format!("edge-{len}.bin");
+            std::fs::write(srv.root.join(&name), &data).unwrap();
+            let mut got = Vec::new();
+            let d = srv.client().get(&name, &mut got).unwrap();
+            assert_eq!(d.bytes, len as u64, "{mode}: {len} bytes");
+            assert!(
+                got == data,
+                "{mode}: the {len}-byte file came back different"
+            );
+        }
+    }
+}
+
 /// Issue 13: a reader of stdout that goes away (`| head -c1`) ends a command
 /// quietly with success, never with a panic or an error message. The stdout
 /// pipe is one page, filled before the command starts, and closed once its

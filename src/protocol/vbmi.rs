@@ -106,11 +106,17 @@ pub fn encode_blocks(input: &[u8], out: &mut Vec<u8>) -> usize {
 pub fn decode_blocks(text: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     assert!(available(), "AVX-512 VBMI is not available on this CPU");
     let blocks = text.len() / TEXT_BLOCK;
-    // Each block stores 64 bytes of which 48 count: 16 to spare at the end.
-    out.reserve(blocks * RAW_BLOCK + (TEXT_BLOCK - RAW_BLOCK));
+    if blocks == 0 {
+        return Some(0);
+    }
+    // Exactly the decoded bytes: the upload's buffer is block-aligned for
+    // direct I/O and promises no more room than that (a reallocation would
+    // lose the alignment).
+    out.reserve(blocks * RAW_BLOCK);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `encode_blocks`; the length is set only when every byte
-    // written came from a valid block.
+    // SAFETY: as in `encode_blocks` (no store reaches past the last block's
+    // 48 bytes); the length is set only when every byte written came from a
+    // valid block.
     unsafe {
         let len = out.len();
         if !x86::decode(text.as_ptr(), blocks, out.as_mut_ptr().add(len)) {
@@ -154,7 +160,7 @@ mod x86 {
     ///
     /// # Safety
     /// AVX-512 F, BW and VBMI; `src` readable for `blocks * 64` bytes, `dst`
-    /// writable for `blocks * 48 + 16`.
+    /// writable for `blocks * 48`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     pub unsafe fn decode(src: *const u8, blocks: usize, dst: *mut u8) -> bool {
         let lut_lo = _mm512_loadu_si512(DECODE.as_ptr().cast());
@@ -172,7 +178,15 @@ mod x86 {
             bad = _mm512_ternarylogic_epi32(bad, values, text, 0xFE);
             let merged = _mm512_madd_epi16(_mm512_maddubs_epi16(values, pairs), quads);
             let raw = _mm512_permutexvar_epi8(pack, merged);
-            _mm512_storeu_si512(dst.add(b * RAW_BLOCK).cast(), raw);
+            let to = dst.add(b * RAW_BLOCK);
+            if b + 1 < blocks {
+                // 64 bytes: the 16 past this block's 48 are the next block's,
+                // which overwrites them.
+                _mm512_storeu_si512(to.cast(), raw);
+            } else {
+                // The last block: its 48 bytes and nothing past them.
+                _mm512_mask_storeu_epi8(to.cast(), LOW48, raw);
+            }
         }
         _mm512_movepi8_mask(bad) == 0
     }
@@ -202,6 +216,17 @@ mod tests {
         let m = decode_blocks(&text[2..], &mut out).unwrap();
         assert_eq!(m, 64 * 40);
         assert_eq!(&out[2..], &data[..n]);
+
+        // Room for exactly the decoded bytes is enough: the buffer is not
+        // reallocated (the upload's is aligned for direct I/O), and a run
+        // shorter than a block asks for no room at all.
+        let mut exact = Vec::with_capacity(48 * 40);
+        let at = exact.as_ptr();
+        assert_eq!(decode_blocks(&text[2..], &mut exact), Some(64 * 40));
+        assert_eq!((exact.as_ptr(), exact.capacity()), (at, 48 * 40));
+        let mut none: Vec<u8> = Vec::new();
+        assert_eq!(decode_blocks(&text[2..65], &mut none), Some(0));
+        assert_eq!(none.capacity(), 0);
 
         // Any byte outside the alphabet, anywhere: refused, `out` unchanged.
         for bad in [b'=', b'\n', b'-', b'_', 0x80, 0xff, b'A' | 0x80, 0] {

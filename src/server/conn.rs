@@ -96,7 +96,8 @@ impl Conn {
 
     /// Reads more bytes (blocking, under the socket's timeouts).
     fn fill(&mut self) -> io::Result<Fill> {
-        // Never grown: the memory per connection stays bounded.
+        // Never grown here (an upload body sets a larger fixed size first):
+        // the memory per connection stays bounded.
         if !self.buf.make_room() {
             return Err(io::Error::other("read buffer full"));
         }
@@ -697,7 +698,7 @@ fn send_file(c: &mut Conn, ctx: &Ctx, name: &str) -> Result<()> {
             }
         }
         FileReads::Reads => {
-            let mut raw = vec![0u8; GET_CHUNK];
+            let mut raw = vec![0u8; (size as usize).min(GET_CHUNK)];
             while offset < size {
                 let len = (size - offset).min(GET_CHUNK as u64) as usize;
                 // A file cut short is an early end of file here: an error.

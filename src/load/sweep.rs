@@ -346,6 +346,10 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     });
     shared.write_meta()?;
     *watched.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared.clone());
+    // One core's speed before the first scenario and after the last: how
+    // busy the host was, for whoever reads the CPU figures.
+    let mut calibration: Vec<machine::Calibration> =
+        machine::calibrate("start").into_iter().collect();
 
     let mut hashes = UploadHashes::new(&sums);
     let t0 = Instant::now();
@@ -502,7 +506,9 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     }
     let secs = t0.elapsed().as_secs_f64();
     let all_ok = rows.iter().all(Row::ok);
+    calibration.extend(machine::calibrate("end"));
     shared.update_meta(|m| {
+        m.calibration = calibration.clone();
         m.end = Some(utc_stamp(SystemTime::now()));
         m.duration_s = Some(secs);
         m.all_ok = Some(all_ok);
@@ -518,6 +524,7 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
     writeln!(progress)?;
     // Client hosts, given: the clients ran elsewhere (there are none here).
     summary::write_cpu_table(progress, &rows, !opts.remote.client_hosts.is_empty())?;
+    summary::write_calibration(progress, &calibration)?;
     if hashes.computed > 0 {
         writeln!(
             progress,
@@ -941,6 +948,7 @@ fn metadata(
         scenario_errors: Vec::new(),
         vmhwm_kib: Vec::new(),
         pss_sampler: Vec::new(),
+        calibration: Vec::new(),
         test_files: files
             .iter()
             .map(|f| TestFileMeta {

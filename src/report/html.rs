@@ -156,7 +156,7 @@ fn runs_section(h: &mut String, runs: &[Run]) {
         meta_or(r, &|m| {
             let mc = &m.machine;
             esc(&format!(
-                "{}{} cores, {} memory, {}{}{}",
+                "{}{} cores, {} memory, {}{}{}{}",
                 mc.cpu_model
                     .as_deref()
                     .map_or(String::new(), |c| format!("{c}, ")),
@@ -171,7 +171,8 @@ fn runs_section(h: &mut String, runs: &[Run]) {
                     .map_or(String::new(), |n| format!(", host {n}")),
                 mc.base64
                     .as_deref()
-                    .map_or(String::new(), |b| format!(", base64 {b}"))
+                    .map_or(String::new(), |b| format!(", base64 {b}")),
+                calibration(&m.calibration)
             ))
         })
     });
@@ -741,4 +742,17 @@ fn summary_table(h: &mut String, runs: &[Run], several: bool) {
         }
     }
     h.push_str("</table></div>\n");
+}
+
+/// `; one core's SHA-256: 1.43 GB per CPU-second at the start, 1.40 at the
+/// end` (empty for metadata from before it was measured).
+fn calibration(cal: &[crate::results::machine::Calibration]) -> String {
+    if cal.is_empty() {
+        return String::new();
+    }
+    let at: Vec<String> = cal
+        .iter()
+        .map(|c| format!("{:.2} at the {}", c.sha256_gb_per_cpu_s, c.when))
+        .collect();
+    format!("; one core's SHA-256: GB per CPU-second {}", at.join(", "))
 }

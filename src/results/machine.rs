@@ -5,6 +5,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +145,57 @@ fn proc_text(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// What one core of this machine does right now, measured: the context that
+/// says whether a CPU-seconds figure was taken on a quiet host or a busy one
+/// (a shared VM's CPU-second buys more or less work from hour to hour).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// `start` or `end` of the sweep.
+    pub when: String,
+    /// SHA-256 of a 1 MiB buffer (the server's floor on a plain UPLOAD), GB
+    /// (10^9 bytes) per CPU-second of the measuring thread.
+    pub sha256_gb_per_cpu_s: f64,
+    /// The same per second of wall time.
+    pub sha256_gb_per_s: f64,
+    /// CPU-seconds the measuring took.
+    pub cpu_s: f64,
+}
+
+/// How long [`calibrate`] hashes.
+pub const CALIBRATION_TIME: Duration = Duration::from_millis(200);
+
+/// Hashes a 1 MiB buffer for [`CALIBRATION_TIME`] on this thread (after a
+/// quarter of that to warm up); `None` if the thread's CPU time cannot be
+/// read or none was counted.
+pub fn calibrate(when: &str) -> Option<Calibration> {
+    let buf: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    // A warm-up first, not counted: the core may be waking from idle.
+    let warm = Instant::now();
+    while warm.elapsed() < CALIBRATION_TIME / 4 {
+        std::hint::black_box(Sha256::digest(std::hint::black_box(&buf)));
+    }
+    let cpu0 = crate::sys::thread_cpu_time().ok()?;
+    let t0 = Instant::now();
+    let mut bytes: u64 = 0;
+    while t0.elapsed() < CALIBRATION_TIME {
+        std::hint::black_box(Sha256::digest(std::hint::black_box(&buf)));
+        bytes += buf.len() as u64;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (crate::sys::thread_cpu_time().ok()? - cpu0).as_secs_f64();
+    if cpu <= 0.0 {
+        return None;
+    }
+    Some(Calibration {
+        when: when.to_string(),
+        sha256_gb_per_cpu_s: bytes as f64 / 1e9 / cpu,
+        sha256_gb_per_s: bytes as f64 / 1e9 / wall,
+        cpu_s: cpu,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +213,21 @@ mod tests {
             "{v}"
         );
         assert!(v.ends_with(", clean)") || v.ends_with(", dirty)") || v.ends_with(')'));
+    }
+
+    #[test]
+    fn a_calibration_hashes_for_its_time_and_counts_its_cpu() {
+        let c = calibrate("start").expect("this thread's CPU time");
+        assert_eq!(c.when, "start");
+        // At least one MiB hashed within the time, on this thread's CPU.
+        assert!(c.cpu_s > 0.0 && c.cpu_s < 10.0, "{c:?}");
+        assert!(
+            c.sha256_gb_per_cpu_s > 0.0 && c.sha256_gb_per_s > 0.0,
+            "{c:?}"
+        );
+        // CPU-seconds never exceed wall seconds on one thread (10 % of slack
+        // for clocks read a moment apart).
+        assert!(c.sha256_gb_per_cpu_s * 1.1 >= c.sha256_gb_per_s, "{c:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::machine::{Git, Machine};
+use crate::results::machine::{Calibration, Git, Machine};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -54,6 +54,10 @@ pub struct Metadata {
     /// Per scenario: what each side's PSS sampler cost and how regular it was.
     pub pss_sampler: Vec<SamplerCosts>,
     pub test_files: Vec<TestFileMeta>,
+    /// One core's SHA-256 speed at the start and the end of the sweep
+    /// (absent in files from before it was measured).
+    #[serde(default)]
+    pub calibration: Vec<Calibration>,
     pub argv: Vec<String>,
     /// The other hosts the sweep ran on (`--server-host`, `--client-hosts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -514,6 +514,21 @@ fn every_transfer_row_measures_cpu_and_memory_on_both_sides() {
         serde_json::from_slice(&std::fs::read(csv.with_extension("json")).unwrap()).unwrap();
     let vmhwm = meta["vmhwm_kib"].as_array().unwrap();
     assert_eq!(vmhwm.len(), rows.len(), "{meta}");
+    // One core's speed measured before the first scenario and after the
+    // last, in the metadata and in the sweep's last lines.
+    let cal = meta["calibration"].as_array().unwrap();
+    let when: Vec<&str> = cal.iter().map(|c| c["when"].as_str().unwrap()).collect();
+    assert_eq!(when, ["start", "end"], "{meta}");
+    for c in cal {
+        assert!(c["sha256_gb_per_cpu_s"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["cpu_s"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    assert!(
+        progress.contains("one core's SHA-256 now, GB per CPU-second: ")
+            && progress.contains(" at the start, ")
+            && progress.contains(" at the end"),
+        "{progress}"
+    );
     let col = |r: &csv::StringRecord, name: &str| -> f64 {
         r[CSV_HEADER.iter().position(|h| *h == name).unwrap()]
             .parse()

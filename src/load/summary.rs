@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::load::pool::PoolReport;
-use crate::results::machine::Calibration;
+use crate::results::machine::{self, Calibration};
 use crate::results::Row;
 use crate::scenario::{scenario_columns, scenario_heads, Op, MIB};
 
@@ -424,18 +424,13 @@ pub fn write_cpu_table<W: Write + ?Sized>(
 /// One line on one core's speed at the start and the end of the sweep
 /// (`machine::calibrate`): the context of every CPU-seconds figure above.
 pub fn write_calibration(w: &mut dyn Write, cal: &[Calibration]) -> io::Result<()> {
-    if cal.is_empty() {
-        return Ok(());
+    match machine::calibration_text(cal) {
+        Some(at) => writeln!(
+            w,
+            "one core's SHA-256 now, GB per CPU-second: {at} (a busier host lowers it, and raises every CPU-s/GB above)"
+        ),
+        None => Ok(()),
     }
-    let at: Vec<String> = cal
-        .iter()
-        .map(|c| format!("{:.2} at the {}", c.sha256_gb_per_cpu_s, c.when))
-        .collect();
-    writeln!(
-        w,
-        "one core's SHA-256 now, GB per CPU-second: {} (a busier host lowers it, and raises every CPU-s/GB above)",
-        at.join(", ")
-    )
 }
 
 #[cfg(test)]

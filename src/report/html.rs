@@ -172,7 +172,10 @@ fn runs_section(h: &mut String, runs: &[Run]) {
                 mc.base64
                     .as_deref()
                     .map_or(String::new(), |b| format!(", base64 {b}")),
-                calibration(&m.calibration)
+                crate::results::machine::calibration_text(&m.calibration)
+                    .map_or(String::new(), |at| format!(
+                        "; one core's SHA-256: GB per CPU-second {at}"
+                    ))
             ))
         })
     });
@@ -742,17 +745,4 @@ fn summary_table(h: &mut String, runs: &[Run], several: bool) {
         }
     }
     h.push_str("</table></div>\n");
-}
-
-/// `; one core's SHA-256: 1.43 GB per CPU-second at the start, 1.40 at the
-/// end` (empty for metadata from before it was measured).
-fn calibration(cal: &[crate::results::machine::Calibration]) -> String {
-    if cal.is_empty() {
-        return String::new();
-    }
-    let at: Vec<String> = cal
-        .iter()
-        .map(|c| format!("{:.2} at the {}", c.sha256_gb_per_cpu_s, c.when))
-        .collect();
-    format!("; one core's SHA-256: GB per CPU-second {}", at.join(", "))
 }

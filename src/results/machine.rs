@@ -161,6 +161,20 @@ pub struct Calibration {
     pub cpu_s: f64,
 }
 
+/// `1.43 at the start, 1.44 at the end`: GB per CPU-second of each
+/// calibration, for the sweep's last lines and the report; `None` if there
+/// is none (metadata from before it was measured).
+pub fn calibration_text(cal: &[Calibration]) -> Option<String> {
+    if cal.is_empty() {
+        return None;
+    }
+    let at: Vec<String> = cal
+        .iter()
+        .map(|c| format!("{:.2} at the {}", c.sha256_gb_per_cpu_s, c.when))
+        .collect();
+    Some(at.join(", "))
+}
+
 /// How long [`calibrate`] hashes.
 pub const CALIBRATION_TIME: Duration = Duration::from_millis(200);
 
@@ -171,18 +185,21 @@ pub fn calibrate(when: &str) -> Option<Calibration> {
     let buf: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    // Hashes the buffer until `time` has passed; returns the bytes hashed.
+    let hash_for = |time: Duration| {
+        let t = Instant::now();
+        let mut bytes: u64 = 0;
+        while t.elapsed() < time {
+            std::hint::black_box(Sha256::digest(std::hint::black_box(&buf)));
+            bytes += buf.len() as u64;
+        }
+        bytes
+    };
     // A warm-up first, not counted: the core may be waking from idle.
-    let warm = Instant::now();
-    while warm.elapsed() < CALIBRATION_TIME / 4 {
-        std::hint::black_box(Sha256::digest(std::hint::black_box(&buf)));
-    }
+    hash_for(CALIBRATION_TIME / 4);
     let cpu0 = crate::sys::thread_cpu_time().ok()?;
     let t0 = Instant::now();
-    let mut bytes: u64 = 0;
-    while t0.elapsed() < CALIBRATION_TIME {
-        std::hint::black_box(Sha256::digest(std::hint::black_box(&buf)));
-        bytes += buf.len() as u64;
-    }
+    let bytes = hash_for(CALIBRATION_TIME);
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (crate::sys::thread_cpu_time().ok()? - cpu0).as_secs_f64();
     if cpu <= 0.0 {

@@ -323,19 +323,19 @@ fn handle_line(c: &mut Conn, ctx: &Ctx, line: &[u8]) -> Result<()> {
             if let Some(n) = &name {
                 check_name(n).map_err(Error::Request)?;
             }
-            let mut sink = UploadSink::new(ctx, name.is_none())?;
+            let mut sink = UploadSink::new(ctx, name)?;
             c.send(READY)?;
             let outcome = read_upload_body(c, ctx, &mut sink)?;
-            finish_upload(c, ctx, sink, outcome, name)?;
+            finish_upload(c, ctx, sink, outcome)?;
         }
         Request::UploadInline { name, body, .. } => {
             check_name(&name).map_err(Error::Request)?;
-            let mut sink = UploadSink::new(ctx, false)?;
+            let mut sink = UploadSink::new(ctx, Some(name))?;
             let mut decoder = LineDecoder::new();
             let outcome = sink
                 .feed(&mut decoder, &body)
                 .and_then(|_| sink.end_line(&mut decoder));
-            finish_upload(c, ctx, sink, outcome.err(), Some(name))?;
+            finish_upload(c, ctx, sink, outcome.err())?;
         }
     }
     Ok(())
@@ -366,7 +366,7 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     // Whatever fails, the rest of the line is still read and skipped below,
     // so the connection stays in step.
     let (mut sink, mut failure) = match &name {
-        Ok(_) => match UploadSink::new(ctx, false) {
+        Ok(n) => match UploadSink::new(ctx, Some(n.clone())) {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
         },
@@ -399,9 +399,9 @@ fn handle_long_line(c: &mut Conn, ctx: &Ctx) -> Result<()> {
     if let (None, Some(s)) = (&failure, sink.as_mut()) {
         failure = s.end_line(&mut decoder).err();
     }
-    match (sink, name) {
-        (Some(s), Ok(n)) => finish_upload(c, ctx, s, failure, Some(n)),
-        _ => Err(Error::Request(failure.unwrap_or_default())),
+    match sink {
+        Some(s) => finish_upload(c, ctx, s, failure),
+        None => Err(Error::Request(failure.unwrap_or_default())),
     }
 }
 
@@ -574,22 +574,11 @@ fn read_upload_body(c: &mut Conn, ctx: &Ctx, sink: &mut UploadSink) -> Result<Op
     }
 }
 
-fn finish_upload(
-    c: &mut Conn,
-    ctx: &Ctx,
-    sink: UploadSink,
-    failure: Option<String>,
-    name: Option<String>,
-) -> Result<()> {
+fn finish_upload(c: &mut Conn, ctx: &Ctx, sink: UploadSink, failure: Option<String>) -> Result<()> {
     if let Some(reason) = failure {
         return Err(Error::Request(reason));
     }
-    let (tmp, digest, head) = sink.finish()?;
-    let stored = match (name, digest) {
-        (Some(n), _) => n,
-        (None, Some(d)) => format!("{}{}", hex(&d), detect_extension(&head)),
-        (None, None) => return Err(Error::fatal("upload without a name was not hashed")),
-    };
+    let (tmp, stored) = sink.finish()?;
     ctx.store.commit(tmp, &stored)?;
     let data = Obj::new().str("file_path", &stored).finish();
     c.send(&json::response(
@@ -602,22 +591,29 @@ fn finish_upload(
     Ok(())
 }
 
-/// Where decoded upload bytes go: the temp file, the hash (only for a plain
-/// `UPLOAD`, which is named by it: a named upload costs no SHA-256), the
-/// size check.
+/// Where decoded upload bytes go: the temp file, the name (or the hash that
+/// names it), the size check.
 struct UploadSink {
     tmp: Option<TempFile>,
-    hasher: Option<Sha256>,
+    naming: Naming,
     total: u64,
     max: u64,
     head: Vec<u8>,
 }
 
+/// What names a stored upload.
+enum Naming {
+    /// `UPLOAD <name>`: the name given (and no SHA-256 computed).
+    Given(String),
+    /// A plain `UPLOAD`: the SHA-256 of the content, then an extension.
+    Sha256(Sha256),
+}
+
 impl UploadSink {
-    fn new(ctx: &Ctx, hashed: bool) -> Result<UploadSink> {
+    fn new(ctx: &Ctx, name: Option<String>) -> Result<UploadSink> {
         Ok(UploadSink {
             tmp: Some(ctx.store.begin_upload()?),
-            hasher: hashed.then(Sha256::new),
+            naming: name.map_or_else(|| Naming::Sha256(Sha256::new()), Naming::Given),
             total: 0,
             max: ctx.limits.max_upload,
             head: Vec::with_capacity(8),
@@ -648,7 +644,7 @@ impl UploadSink {
             let n = (8 - self.head.len()).min(new.len());
             self.head.extend_from_slice(&new[..n]);
         }
-        if let Some(h) = self.hasher.as_mut() {
+        if let Naming::Sha256(h) = &mut self.naming {
             h.update(new);
         }
         Ok(())
@@ -663,10 +659,14 @@ impl UploadSink {
         self.tmp = None;
     }
 
-    fn finish(self) -> Result<(TempFile, Option<Vec<u8>>, Vec<u8>)> {
+    /// The temp file and the name to store it under.
+    fn finish(self) -> Result<(TempFile, String)> {
         let tmp = self.tmp.ok_or_else(|| Error::request("upload aborted"))?;
-        let digest = self.hasher.map(|h| h.finalize().to_vec());
-        Ok((tmp, digest, self.head))
+        let stored = match self.naming {
+            Naming::Given(n) => n,
+            Naming::Sha256(h) => format!("{}{}", hex(&h.finalize()), detect_extension(&self.head)),
+        };
+        Ok((tmp, stored))
     }
 }
 

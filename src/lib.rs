@@ -10,6 +10,7 @@
 //! - [`report`]: the results read back for a person: the HTML report, compare, repeats;
 //! - [`scenario`]: operations and volumes, the words a scenario is named with;
 //! - [`cli`]: the command line of the `fsbench` binary;
+//! - [`tcp`]: which TCP congestion control our sockets use;
 //! - [`sys`]: the one module with `unsafe` and `libc`.
 
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod scenario;
 pub mod server;
 pub mod store;
 pub mod sys;
+pub mod tcp;

@@ -13,6 +13,7 @@ use crate::client::{Client, ClientError};
 
 pub(super) const FLAGS: &str = "\
 client flags: --host ADDR (default 127.0.0.1) --port N (default 7000) --timeout SECS (default 60)
+  --tcp-congestion auto|system|NAME (default auto: reno to a server on loopback)
 ";
 
 /// Seconds a client command waits to connect, and for each read and write.
@@ -131,7 +132,7 @@ pub(super) fn run<W: Write>(argv: Argv, out: &mut Stdout<W>) -> Result<ExitCode,
 }
 
 fn request<W: Write>(conn: &Conn, cmd: ClientCmd, out: &mut Stdout<W>) -> Result<(), ClientError> {
-    let mut c = Client::connect(conn.addr.as_str(), conn.timeout)?;
+    let mut c = Client::connect_with(conn.addr.as_str(), conn.timeout, &conn.congestion)?;
     match cmd {
         ClientCmd::List => {
             for name in c.list()? {

@@ -24,6 +24,7 @@ use crate::load::pool::{self, ClientJob, PoolOpts, StartSignal, UploadCheck};
 use crate::load::sweep::{self, SweepOpts};
 use crate::load::{content, parse_list, summary, Op, Volume};
 use crate::server::Mode;
+use crate::tcp::Congestion;
 
 pub(super) const FLAGS: &str = "\
 pool flags:
@@ -33,6 +34,11 @@ pool flags:
   --clients N                  (default 1)
   --host ADDR --port N         the server (default 127.0.0.1:7000)
   --timeout SECS               per client: connect and each read/write (default 300)
+  --tcp-congestion auto|system|NAME   the clients' TCP congestion control: auto sets
+                               reno when the server is on loopback, where pacing (BBR)
+                               costs CPU for nothing, and keeps the system's default
+                               elsewhere (default auto; the sweep gives its servers
+                               the same)
   --file NAME                  what downloads fetch (default file_<volume>.bin)
   --expect-sha256 HEX          its SHA-256 (default: compared with the generator's bytes)
   --upload-check name|readback|both
@@ -69,6 +75,8 @@ sweep flags (lists are space- or comma-separated):
   --prefix NAME                CSV name prefix (default stress)
   --no-fsync                   servers skip fsync (recorded in the metadata)
   --timeout SECS               per client (default 300)
+  --tcp-congestion auto|system|NAME   our servers' and the clients' (as for pool;
+                               default auto); another server keeps its own
   --drain-timeout SECS         server's drain on SIGTERM (default 30); any server
                                still running that long after SIGTERM is killed
   --bin PATH                   fsbench binary for servers and clients (default this one)
@@ -235,6 +243,7 @@ impl PoolArgs {
             conn.addr,
         );
         opts.timeout = conn.timeout;
+        opts.congestion = conn.congestion;
         opts.file = self.file;
         opts.expect_sha256 = self.expect_sha256.as_deref().map(sha256_hex).transpose()?;
         if let Some(seed) = self.seed {
@@ -340,6 +349,7 @@ struct PoolWorkerArgs {
     bytes: u64,
     addr: String,
     timeout: f64,
+    congestion: Congestion,
     file: String,
     expect_sha256: Option<String>,
     seed: u64,
@@ -355,6 +365,7 @@ impl PoolWorkerArgs {
             bytes: required(a, "--bytes")?,
             addr: required(a, "--addr")?,
             timeout: required(a, "--timeout")?,
+            congestion: required(a, "--tcp-congestion")?,
             file: required(a, "--file")?,
             expect_sha256: opt(a, "--expect-sha256")?,
             seed: required(a, "--seed")?,
@@ -372,6 +383,7 @@ impl PoolWorkerArgs {
             bytes: self.bytes,
             addr: self.addr,
             timeout: secs("--timeout", self.timeout)?,
+            congestion: self.congestion,
             file: self.file,
             // Empty: a test file, checked against the generator.
             expect_sha256: self
@@ -413,6 +425,7 @@ struct SweepArgs {
     prefix: Option<String>,
     no_fsync: bool,
     timeout: Option<f64>,
+    congestion: Option<Congestion>,
     drain_timeout: Option<f64>,
     bin: Option<PathBuf>,
     server_cmd: Option<String>,
@@ -438,6 +451,7 @@ impl SweepArgs {
             prefix: opt(a, "--prefix")?,
             no_fsync: a.contains("--no-fsync"),
             timeout: opt(a, "--timeout")?,
+            congestion: opt(a, "--tcp-congestion")?,
             drain_timeout: opt(a, "--drain-timeout")?,
             bin: opt_path(a, "--bin")?,
             server_cmd: opt(a, "--server-cmd")?,
@@ -500,6 +514,10 @@ impl SweepArgs {
             o.server_start_timeout,
         )?;
         o.fsync = !self.no_fsync;
+        if let Some(c) = self.congestion {
+            c.check().map_err(|e| format!("--tcp-congestion: {e}"))?;
+            o.congestion = c;
+        }
         o.upload_check = self.upload_check;
         match (self.server_cmd, self.server_label) {
             (Some(t), label) => {
@@ -803,6 +821,8 @@ mod tests {
             "2",
             "--upload-check",
             "readback",
+            "--tcp-congestion",
+            "system",
         ];
         let (job, index) = PoolWorkerArgs::parse(argv(&base))
             .and_then(PoolWorkerArgs::validate)
@@ -815,6 +835,20 @@ mod tests {
         assert_eq!((job.timeout, job.seed), (Duration::from_secs_f64(1.5), 4));
         assert_eq!((job.file.as_str(), job.expect_sha256.as_str()), ("f", ""));
         assert_eq!(job.upload_check, UploadCheck::Readback);
+        assert_eq!(job.congestion, Congestion::System);
+
+        // What the pool gives its children is read back as it was.
+        let mut opts = PoolOpts::new(Mode::Process, Op::Download, Volume::mb(1), 3, "127.0.0.1:9");
+        opts.congestion = Congestion::Named("cubic".into());
+        opts.timeout = Duration::from_secs(7);
+        let given = ClientJob::of(&opts);
+        let args = pool::worker_args(&given, 2);
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (job, index) = PoolWorkerArgs::parse(argv(&words))
+            .and_then(PoolWorkerArgs::validate)
+            .unwrap();
+        assert_eq!(index, 2);
+        assert_eq!(format!("{job:?}"), format!("{given:?}"));
 
         let mut with_sha = base.to_vec();
         let sha = "0a".repeat(32);

@@ -417,6 +417,7 @@ impl HostPort {
 struct ConnArgs {
     at: HostPort,
     timeout: Option<f64>,
+    congestion: Option<crate::tcp::Congestion>,
 }
 
 /// Where to connect and the bound on the connect and on every read and write.
@@ -424,6 +425,7 @@ struct ConnArgs {
 struct Conn {
     addr: String,
     timeout: Duration,
+    congestion: crate::tcp::Congestion,
 }
 
 impl ConnArgs {
@@ -431,6 +433,7 @@ impl ConnArgs {
         Ok(ConnArgs {
             at: HostPort::parse(args)?,
             timeout: opt(args, "--timeout")?,
+            congestion: opt(args, "--tcp-congestion")?,
         })
     }
 
@@ -438,6 +441,13 @@ impl ConnArgs {
         Ok(Conn {
             addr: self.at.connect_addr(),
             timeout: secs("--timeout", self.timeout.unwrap_or(default_timeout_s))?,
+            congestion: match self.congestion {
+                Some(c) => {
+                    c.check().map_err(|e| format!("--tcp-congestion: {e}"))?;
+                    c
+                }
+                None => crate::tcp::Congestion::Auto,
+            },
         })
     }
 }

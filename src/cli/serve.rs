@@ -33,6 +33,11 @@ serve flags:
                         client has been quiet this long (default 100; 0: off)
   --fsync               an upload is on disk before it is acknowledged (the default)
   --no-fsync            do not fsync uploads (benchmarks; recorded in results)
+  --tcp-congestion auto|system|NAME
+                        TCP congestion control of the connections: auto sets
+                        reno on a loopback address (pacing, as BBR does, costs
+                        CPU there for nothing) and keeps the system's default
+                        elsewhere; system always keeps it (default auto)
   -v, --verbose         one log line per connection event
 ";
 
@@ -61,6 +66,7 @@ struct ServeArgs {
     unterminated_wait_ms: Option<u64>,
     fsync: bool,
     no_fsync: bool,
+    congestion: Option<crate::tcp::Congestion>,
     verbose: bool,
 }
 
@@ -94,6 +100,7 @@ impl ServeArgs {
             unterminated_wait_ms: opt(a, "--unterminated-wait")?,
             fsync: a.contains("--fsync"),
             no_fsync: a.contains("--no-fsync"),
+            congestion: opt(a, "--tcp-congestion")?,
             verbose: a.contains(["-v", "--verbose"]),
         };
         argv.finish()?;
@@ -124,6 +131,13 @@ impl ServeArgs {
             max_connections: or(self.max_connections, "--max-connections", d.max_connections)?,
             backlog: self.backlog.unwrap_or(d.backlog),
             fsync: !self.no_fsync,
+            congestion: match self.congestion {
+                Some(c) => {
+                    c.check().map_err(|e| format!("--tcp-congestion: {e}"))?;
+                    c
+                }
+                None => d.congestion,
+            },
             limits: crate::protocol::Limits {
                 max_line: or(self.max_line, "--max-line", d.limits.max_line)?,
                 max_upload_line: or(

@@ -24,6 +24,7 @@ mod compare;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::protocol::base64::{encode_chunk, B64Error, LineDecoder};
 use crate::protocol::request::quote_arg;
 use crate::protocol::{check_name, detect_extension, hex, read_full, ReadBuf, TERMINATOR};
+use crate::tcp::Congestion;
 
 use compare::Comparer;
 
@@ -176,15 +178,26 @@ enum Naming<'a> {
 }
 
 impl Client {
-    /// Connects to `addr` (host:port); `timeout` bounds the connect and every read and write.
+    /// Connects to `addr` (host:port); `timeout` bounds the connect and
+    /// every read and write. The TCP congestion control is `auto`'s (see
+    /// [`crate::tcp`]).
     pub fn connect(addr: impl ToSocketAddrs, timeout: Duration) -> Result<Client> {
+        Client::connect_with(addr, timeout, &Congestion::Auto)
+    }
+
+    /// [`Client::connect`] with the congestion control `cc` says.
+    pub fn connect_with(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        cc: &Congestion,
+    ) -> Result<Client> {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(ClientError::Connect)?
             .collect();
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address");
         for a in addrs {
-            match TcpStream::connect_timeout(&a, timeout) {
+            match crate::tcp::connect(&a, timeout, cc) {
                 Ok(stream) => {
                     stream.set_read_timeout(Some(timeout))?;
                     stream.set_write_timeout(Some(timeout))?;
@@ -200,6 +213,11 @@ impl Client {
             }
         }
         Err(ClientError::Connect(last))
+    }
+
+    /// The TCP congestion control this connection uses.
+    pub fn tcp_congestion(&self) -> io::Result<String> {
+        crate::tcp::of(self.stream.as_fd())
     }
 
     /// Makes every later read from the socket take at most `n` bytes, so
@@ -717,6 +735,20 @@ fn find_data_file(p: &[u8]) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_to_loopback_uses_reno_unless_told_otherwise() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = Client::connect(addr, Duration::from_secs(5)).unwrap();
+        assert_eq!(c.tcp_congestion().unwrap(), "reno");
+        let c = Client::connect_with(addr, Duration::from_secs(5), &Congestion::System).unwrap();
+        assert_eq!(c.tcp_congestion().unwrap(), crate::tcp::system_default());
+        // A name: every address, loopback or not.
+        let named = Congestion::Named("reno".into());
+        let c = Client::connect_with(addr, Duration::from_secs(5), &named).unwrap();
+        assert_eq!(c.tcp_congestion().unwrap(), "reno");
+    }
     use crate::protocol::json;
     use crate::protocol::{base64, READY};
     use std::io::{BufRead, BufReader};

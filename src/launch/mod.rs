@@ -99,6 +99,8 @@ pub struct ServerSpec {
     /// The store folder (holding the test files).
     pub root: PathBuf,
     pub fsync: bool,
+    /// Its `--tcp-congestion` (ours; another server sets its own).
+    pub congestion: crate::tcp::Congestion,
     /// Its `--drain-timeout` (ours), and how long any server gets to stop
     /// after SIGTERM before it is killed.
     pub drain_timeout: Duration,
@@ -163,6 +165,8 @@ impl Launcher {
             &spec.pool.to_string(),
             "--drain-timeout",
             &spec.drain_timeout.as_secs_f64().to_string(),
+            "--tcp-congestion",
+            &spec.congestion.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -246,9 +250,24 @@ mod tests {
             verbose: false,
             root: PathBuf::from("/w/store"),
             fsync: true,
+            congestion: crate::tcp::Congestion::Auto,
             drain_timeout: Duration::from_secs(30),
             start_timeout: Duration::from_secs(30),
         }
+    }
+
+    #[test]
+    fn our_server_gets_the_congestion_control_of_the_spec() {
+        let a = Launcher::server_args(&spec());
+        let at = a.iter().position(|w| w == "--tcp-congestion").unwrap();
+        assert_eq!(a[at + 1], "auto");
+        let named = ServerSpec {
+            congestion: crate::tcp::Congestion::Named("cubic".into()),
+            ..spec()
+        };
+        let a = Launcher::server_args(&named);
+        let at = a.iter().position(|w| w == "--tcp-congestion").unwrap();
+        assert_eq!(a[at + 1], "cubic");
     }
 
     #[test]

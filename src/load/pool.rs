@@ -29,6 +29,7 @@ use crate::load::content::{self, Content};
 use crate::load::{Op, Volume, MIB};
 pub use crate::results::meta::HostPart;
 use crate::server::Mode;
+use crate::tcp::Congestion;
 
 /// The memory the pool's processes may use together: 64 MB + 8 MB per client.
 pub fn memory_budget_kib(clients: usize) -> u64 {
@@ -45,6 +46,8 @@ pub struct PoolOpts {
     pub addr: String,
     /// Bounds the connect and every read and write of each client.
     pub timeout: Duration,
+    /// The TCP congestion control of each client's connection.
+    pub congestion: Congestion,
     /// The file downloads fetch (default: the volume's test file).
     pub file: Option<String>,
     /// Its SHA-256 (default: computed from the test file generator).
@@ -127,6 +130,7 @@ impl PoolOpts {
             clients,
             addr: addr.into(),
             timeout: Duration::from_secs(300),
+            congestion: Congestion::Auto,
             file: None,
             expect_sha256: None,
             seed: 1,
@@ -290,6 +294,8 @@ pub struct PoolReport {
     pub pss: PssPeak,
     /// Each client host's share, when the clients ran on other hosts.
     pub hosts: Vec<HostPart>,
+    /// The clients' TCP congestion control, in words (empty: never connected).
+    pub tcp_congestion: String,
 }
 
 impl PoolReport {
@@ -309,6 +315,7 @@ impl PoolReport {
             cpu_s: 0.0,
             pss: PssPeak::default(),
             hosts: Vec::new(),
+            tcp_congestion: String::new(),
         }
     }
 
@@ -336,6 +343,7 @@ pub struct ClientJob {
     pub op: Op,
     pub addr: String,
     pub timeout: Duration,
+    pub congestion: Congestion,
     pub bytes: u64,
     pub file: String,
     /// The download's SHA-256; empty: it is the volume's test file, checked
@@ -351,7 +359,7 @@ pub struct ClientJob {
 }
 
 impl ClientJob {
-    fn of(opts: &PoolOpts) -> ClientJob {
+    pub fn of(opts: &PoolOpts) -> ClientJob {
         let tf = content::test_file_name(opts.volume);
         let file = opts.file.clone().unwrap_or(tf);
         // Downloads only: N uploads are N contents (see `upload_sha256`).
@@ -367,6 +375,7 @@ impl ClientJob {
             op: opts.op,
             addr: opts.addr.clone(),
             timeout: opts.timeout,
+            congestion: opts.congestion.clone(),
             bytes: opts.volume.bytes,
             file,
             expect_sha256: expect,
@@ -390,6 +399,10 @@ impl ClientJob {
         known.filter(|s| !s.is_empty())
     }
 
+    fn connect(&self) -> crate::client::Result<Client> {
+        Client::connect_with(self.addr.as_str(), self.timeout, &self.congestion)
+    }
+
     /// Runs the operation of client `index`: connect, transfer, verify.
     pub fn run(&self, index: usize) -> ClientResult {
         let t0 = Instant::now();
@@ -397,7 +410,7 @@ impl ClientJob {
             index,
             ..ClientResult::default()
         };
-        let outcome = Client::connect(self.addr.as_str(), self.timeout).and_then(|mut c| {
+        let outcome = self.connect().and_then(|mut c| {
             r.connected = true;
             self.operate(&mut c, index, &mut r.stored)
         });
@@ -431,7 +444,7 @@ impl ClientJob {
                 format!("GET {name} after the upload: {e}"),
             )
         };
-        let mut c = Client::connect(self.addr.as_str(), self.timeout).map_err(not_readable)?;
+        let mut c = self.connect().map_err(not_readable)?;
         let seed = content::upload_seed(self.seed, index);
         let mut check = content::Checker::new(seed, self.bytes);
         match c.get_into(name, &mut check) {
@@ -515,7 +528,8 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         return run_remote(opts, remote);
     }
     if opts.probe_list {
-        let listed = Client::connect(opts.addr.as_str(), opts.timeout).and_then(|mut c| c.list());
+        let listed = Client::connect_with(opts.addr.as_str(), opts.timeout, &opts.congestion)
+            .and_then(|mut c| c.list());
         if let Err(e) = listed {
             let mut out = io::stdout().lock();
             writeln!(out, "NOT-READY {e}")?;
@@ -553,7 +567,26 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         cpu_s,
         pss,
         hosts: Vec::new(),
+        tcp_congestion: congestion_in_words(opts, false),
     })
+}
+
+/// What the clients' connections to `opts.addr` use (see [`crate::tcp`]);
+/// `remote`: the clients run on other hosts, with their own defaults.
+fn congestion_in_words(opts: &PoolOpts, remote: bool) -> String {
+    use std::net::ToSocketAddrs;
+    // A name that does not resolve here is no loopback address.
+    let ip = opts
+        .addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    match (remote, opts.congestion.for_ip(ip)) {
+        (true, None) => "each client host's default".into(),
+        (true, Some(name)) => name.into(),
+        (false, _) => opts.congestion.describe(ip),
+    }
 }
 
 /// The calling thread's CPU time so far, in seconds (0 if the kernel cannot
@@ -698,7 +731,8 @@ struct ClientProcess {
     stdout: BufReader<ChildStdout>,
 }
 
-fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientProcess> {
+/// The `pool-worker` flags of client `index` of `job`.
+pub fn worker_args(job: &ClientJob, index: usize) -> Vec<String> {
     let mut args: Vec<String> = [
         "--operation",
         job.op.name(),
@@ -708,6 +742,8 @@ fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientP
         &job.addr,
         "--timeout",
         &job.timeout.as_secs_f64().to_string(),
+        "--tcp-congestion",
+        &job.congestion.to_string(),
         "--file",
         &job.file,
         "--seed",
@@ -728,7 +764,11 @@ fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientP
         args.push("--expect-sha256".into());
         args.push(expect.into());
     }
-    let mut cmd = Launcher::local(exe).pool_client_command(&args);
+    args
+}
+
+fn spawn_client(job: &ClientJob, exe: &Path, index: usize) -> io::Result<ClientProcess> {
+    let mut cmd = Launcher::local(exe).pool_client_command(&worker_args(job, index));
     let mut proc = Spawned::start(&mut cmd, crate::sys::SIGKILL)?;
     let child = proc
         .child_mut()
@@ -911,6 +951,8 @@ fn remote_pool_words(
         &port,
         "--timeout",
         &opts.timeout.as_secs_f64().to_string(),
+        "--tcp-congestion",
+        &opts.congestion.to_string(),
         "--seed",
         &opts.seed.to_string(),
         "--upload-check",
@@ -1132,5 +1174,6 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
         cpu_s,
         pss,
         hosts,
+        tcp_congestion: congestion_in_words(opts, true),
     })
 }

@@ -110,6 +110,9 @@ pub fn write_text<W: Write + ?Sized>(w: &mut W, r: &PoolReport) -> io::Result<()
         r.volume, r.volume.bytes
     )?;
     writeln!(w, "server:                  {}", r.addr)?;
+    if !r.tcp_congestion.is_empty() {
+        writeln!(w, "TCP congestion control:  {}", r.tcp_congestion)?;
+    }
     writeln!(w, "average time per client: {:.6} s", s.avg_time_s)?;
     writeln!(w, "throughput per client:   {}", mbps(s.throughput_bps))?;
     writeln!(w, "success / failure:       {} / {}", s.success, s.fail)?;
@@ -195,6 +198,7 @@ pub fn to_json(r: &PoolReport) -> serde_json::Value {
         "volume": r.volume.label(),
         "volume_bytes": r.volume.bytes,
         "server": r.addr,
+        "tcp_congestion": r.tcp_congestion,
         "avg_time_s": s.avg_time_s,
         "throughput_Bps": s.throughput_bps,
         "success": s.success,
@@ -461,6 +465,7 @@ mod tests {
                 raised_priority: false,
             },
             hosts: Vec::new(),
+            tcp_congestion: "reno (auto, over loopback)".into(),
         }
     }
 
@@ -540,6 +545,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("CPU of the pool:         0.500 s"), "{text}");
+        assert!(
+            text.contains("TCP congestion control:  reno (auto, over loopback)\n"),
+            "{text}"
+        );
         assert!(text.contains("peak PSS of the pool:    0.8 MB"), "{text}");
         let j = to_json(&r);
         assert_eq!(j["failures"]["verification mismatch"]["count"], 1);

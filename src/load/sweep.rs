@@ -34,10 +34,11 @@ use crate::log::utc_stamp;
 use crate::results::machine;
 use crate::results::meta::{
     ClientPool, HostMeta, LostHost, Matrix, Measurement, Metadata, SamplerCost, SamplerCosts,
-    ScenarioError, ScenarioHosts, TestFileMeta, VmHwm,
+    ScenarioError, ScenarioHosts, TcpCongestion, TestFileMeta, VmHwm,
 };
 use crate::results::row::{self, Row};
 use crate::server::Mode;
+use crate::tcp::Congestion;
 
 /// The base of the upload seeds, the same in every scenario: client `i`
 /// uploads the same content each time, so its SHA-256 (which the client
@@ -65,6 +66,8 @@ pub struct SweepOpts {
     pub exe: PathBuf,
     /// Bounds each client's connect and every read and write.
     pub client_timeout: Duration,
+    /// The TCP congestion control of our servers and of the clients.
+    pub congestion: Congestion,
     /// The server's `--drain-timeout`; stop waits this long plus 5 s, then kills.
     pub drain_timeout: Duration,
     /// Install SIGINT/SIGTERM handling (the command line does; tests in-process do not).
@@ -100,6 +103,7 @@ impl SweepOpts {
             fsync: true,
             exe,
             client_timeout: Duration::from_secs(300),
+            congestion: Congestion::Auto,
             drain_timeout: Duration::from_secs(30),
             handle_signals: false,
             argv: Vec::new(),
@@ -616,6 +620,7 @@ fn run_scenario(
             None => store.to_path_buf(),
         },
         fsync: opts.fsync,
+        congestion: opts.congestion.clone(),
         drain_timeout: opts.drain_timeout,
         start_timeout: opts.server_start_timeout,
     };
@@ -657,6 +662,7 @@ fn run_scenario(
         server.addr.to_string(),
     );
     popts.timeout = opts.client_timeout;
+    popts.congestion = opts.congestion.clone();
     popts.exe = opts.exe.clone();
     popts.seed = UPLOAD_SEED;
     popts.upload_sha256 = upload_sha256;
@@ -860,6 +866,35 @@ fn watch_signals(watched: Arc<Mutex<Option<Arc<Shared>>>>) -> io::Result<()> {
     Ok(())
 }
 
+/// What each side's connections use, for the metadata.
+fn tcp_congestion(
+    opts: &SweepOpts,
+    launcher: &Launcher,
+    server_host: &str,
+    hosts: Option<&Hosts>,
+) -> TcpCongestion {
+    let cc = &opts.congestion;
+    // An unparsable host is a name, never loopback here.
+    let ip = server_host
+        .parse::<std::net::IpAddr>()
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let remote_clients = hosts.is_some_and(|h| h.clients.is_some());
+    TcpCongestion {
+        setting: cc.to_string(),
+        system_default: crate::tcp::system_default(),
+        servers: match launcher.server_kind() {
+            ServerKind::Fsbench => cc.describe(ip),
+            ServerKind::Template { .. } => {
+                "the server's own (this setting reaches only the clients)".into()
+            }
+        },
+        clients: match (remote_clients, cc.for_ip(ip)) {
+            (true, None) => "each client host's default".into(),
+            _ => cc.describe(ip),
+        },
+    }
+}
+
 /// The run's metadata: enough to reproduce it.
 fn metadata(
     opts: &SweepOpts,
@@ -877,6 +912,7 @@ fn metadata(
         verbose: hosts.is_some(),
         root: opts.work.join("store"),
         fsync: opts.fsync,
+        congestion: opts.congestion.clone(),
         drain_timeout: opts.drain_timeout,
         start_timeout: opts.server_start_timeout,
     };
@@ -949,6 +985,7 @@ fn metadata(
         vmhwm_kib: Vec::new(),
         pss_sampler: Vec::new(),
         calibration: Vec::new(),
+        tcp_congestion: Some(tcp_congestion(opts, launcher, &spec.host, hosts)),
         test_files: files
             .iter()
             .map(|f| TestFileMeta {

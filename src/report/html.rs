@@ -229,6 +229,15 @@ fn runs_section(h: &mut String, runs: &[Run]) {
             }
         })
     });
+    row("TCP congestion control", &|r| {
+        meta_or(r, &|m| match &m.tcp_congestion {
+            Some(t) => esc(&format!(
+                "servers: {}; clients: {} (--tcp-congestion {}; this machine's default: {})",
+                t.servers, t.clients, t.setting, t.system_default
+            )),
+            None => "not recorded".into(),
+        })
+    });
     row("matrix", &|r| {
         meta_or(r, &|m| {
             let x = &m.matrix;

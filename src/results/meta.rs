@@ -58,6 +58,10 @@ pub struct Metadata {
     /// (absent in files from before it was measured).
     #[serde(default)]
     pub calibration: Vec<Calibration>,
+    /// The TCP congestion control on each side (absent in files from before
+    /// it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_congestion: Option<TcpCongestion>,
     pub argv: Vec<String>,
     /// The other hosts the sweep ran on (`--server-host`, `--client-hosts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -180,6 +184,20 @@ pub struct SamplerCost {
     pub cpu_s: f64,
     pub max_gap_s: f64,
     pub raised_priority: bool,
+}
+
+/// Which TCP congestion control each side's connections used (see
+/// [`crate::tcp`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpCongestion {
+    /// `--tcp-congestion` as given: `auto`, `system` or an algorithm.
+    pub setting: String,
+    /// This machine's default (`net.ipv4.tcp_congestion_control`).
+    pub system_default: String,
+    /// What the servers' connections used, in words.
+    pub servers: String,
+    /// What the clients' connections used, in words.
+    pub clients: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ pub mod thread_pool;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +76,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub backlog: i32,
     pub fsync: bool,
+    /// The TCP congestion control of the connections it accepts (set on
+    /// the listening socket; see [`crate::tcp`]).
+    pub congestion: crate::tcp::Congestion,
     pub limits: Limits,
     pub drain_timeout: Duration,
     /// How long a client must be quiet on a line without `\n` before it is
@@ -95,6 +98,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             backlog: 1024,
             fsync: true,
+            congestion: crate::tcp::Congestion::Auto,
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(30),
             unterminated_wait: Duration::from_millis(100),
@@ -137,6 +141,8 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
     let listener = mio::net::TcpListener::bind(cfg.addr)?;
     crate::sys::set_backlog(listener.as_raw_fd(), cfg.backlog)?;
     let local = listener.local_addr()?;
+    // Before the first accept: every connection inherits it.
+    cfg.congestion.apply(listener.as_fd(), local.ip())?;
     // Before the fork: a SIGTERM during start-up is not lost. Workers set both
     // signals to SIG_IGN as they start and never see this pipe.
     let signals = crate::sys::signal_pipe()?;
@@ -153,12 +159,13 @@ pub fn run(cfg: ServerConfig) -> io::Result<()> {
         Mode::Thread => None,
     };
     crate::log::info(format_args!(
-        "listening on {local}: allow={} mode={} pool={} root={} fsync={} nofile={nofile} max_connections={}",
+        "listening on {local}: allow={} mode={} pool={} root={} fsync={} tcp_congestion={} nofile={nofile} max_connections={}",
         cfg.allow,
         cfg.mode.name(),
         cfg.pool,
         cfg.root.display(),
         cfg.fsync,
+        cfg.congestion.describe(local.ip()),
         connection_cap(cfg.max_connections, nofile, cfg.pool)
     ));
     {

@@ -32,6 +32,7 @@ pub mod file;
 pub mod lock;
 pub mod process;
 pub mod shared;
+pub mod tcp;
 
 /// A call failed for want of descriptors or kernel memory (`EMFILE`,
 /// `ENFILE`, `ENOBUFS`, `ENOMEM`): trying again at once fails the same way,

@@ -317,6 +317,7 @@ fn the_pool_command_prints_json_stays_in_its_memory_budget_and_exits_by_result()
             assert_eq!(code, Some(0), "{mode} {op}: {v}");
             assert_eq!(v["success"], 4);
             assert_eq!(v["bytes_verified"], 4 * 2 * 1048576);
+            assert_eq!(v["tcp_congestion"], "reno (auto, over loopback)");
             let peak = v["peak_rss_kib"].as_u64().unwrap();
             let budget = v["memory_budget_kib"].as_u64().unwrap();
             assert_eq!(budget, (64 + 8 * 4) * 1024);
@@ -470,6 +471,31 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
     assert_eq!(meta["matrix"]["client_pools"], serde_json::json!([1, 2, 5]));
     assert!(meta["rustc"].as_str().unwrap().starts_with("rustc "));
     assert!(meta["machine"]["cores"].as_u64().unwrap() >= 1);
+    // Our servers and the clients, on loopback: reno, by default.
+    let cc = &meta["tcp_congestion"];
+    assert_eq!(cc["setting"], "auto", "{meta}");
+    assert_eq!(cc["servers"], "reno (auto, over loopback)", "{meta}");
+    assert_eq!(cc["clients"], "reno (auto, over loopback)", "{meta}");
+    assert_eq!(
+        cc["system_default"],
+        fsbench::tcp::system_default().as_str()
+    );
+    let page = std::fs::read_to_string(csv.with_extension("html")).unwrap();
+    assert!(
+        page.contains(&format!(
+            "servers: reno (auto, over loopback); clients: reno (auto, over loopback) \
+             (--tcp-congestion auto; this machine&#39;s default: {})",
+            fsbench::tcp::system_default()
+        )),
+        "the report names the congestion control"
+    );
+    assert!(
+        meta["server_command"]
+            .as_str()
+            .unwrap()
+            .contains(" --tcp-congestion auto "),
+        "{meta}"
+    );
     let in_git = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .stdout(Stdio::null())

@@ -1525,3 +1525,72 @@ fn an_unknown_serve_flag_exits_2() {
         "{stderr}"
     );
 }
+
+/// The TCP congestion control of the server's side of each established
+/// connection on `port`, as `ss -ti` shows it (its first word).
+fn server_side_congestion(port: u16) -> Vec<String> {
+    let o = std::process::Command::new("ss")
+        .args(["-tinH", "state", "established"])
+        .arg(format!("( sport = :{port} )"))
+        .output()
+        .expect("ss (iproute2; .ci/run installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with(char::is_whitespace))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_servers_connections_use_reno_over_loopback_unless_told_otherwise() {
+    let system = fsbench::tcp::system_default();
+    let cases: [(&[&str], &str); 3] = [
+        (&[], "reno"),
+        (&["--tcp-congestion", "system"], &system),
+        (&["--tcp-congestion", "reno"], "reno"),
+    ];
+    for (flags, want) in cases {
+        for mode in ["thread", "process"] {
+            let srv = Server::start(&[&["--mode", mode, "--pool", "1"], flags].concat());
+            // Served: accepted, so its side of the connection exists.
+            let mut c = srv.client();
+            c.list().unwrap();
+            assert_eq!(
+                server_side_congestion(srv.port()),
+                vec![want.to_string()],
+                "{mode} {flags:?}"
+            );
+            assert!(
+                srv.log_text().contains(" tcp_congestion="),
+                "{}",
+                srv.log_text()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_algorithm_the_kernel_lacks_is_a_usage_error_of_each_command() {
+    let commands: [&[&str]; 3] = [
+        &["serve", "--port", "0"],
+        &["pool", "--port", "9"],
+        &["sweep", "--quick"],
+    ];
+    for args in commands {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_fsbench"))
+            .args(args)
+            .args(["--tcp-congestion", "no-such-cc"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        // The first line says what is wrong (the pool and the sweep add their flags).
+        assert!(
+            stderr.starts_with(
+                "fsbench: --tcp-congestion: 'no-such-cc' is not an algorithm this kernel has (it has: "
+            ),
+            "{stderr}"
+        );
+    }
+}

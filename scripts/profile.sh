@@ -6,15 +6,16 @@ set -u
 
 usage() {
     echo "usage: scripts/profile.sh [-h] -t stat|record|strace [-m thread|process] [-s SERVER_POOL]"
-    echo "                          [-o download|upload|list] [-v VOLUME] [-c CLIENTS] [-F]"
+    echo "                          [-o download|upload|list] [-v VOLUME] [-c CLIENTS] [-F] [-C CC]"
     echo "  defaults: -m thread -s 5 -o download -v 10 (MB; 100KB works too) -c 5"
     echo "  -F       server without fsync (--no-fsync)"
+    echo "  -C CC    --tcp-congestion of the server and the clients: auto (the default), system or a name"
     echo "  needs perf (stat, record) or strace; FSBENCH=path overrides the binary;"
     echo "  PERF_FREQ=Hz sets perf record's sampling rate (its default is 4000)"
 }
 
-tool="" mode=thread spool=5 op=download vol=10 clients=5 nofsync=""
-while getopts ":ht:m:s:o:v:c:F" opt; do
+tool="" mode=thread spool=5 op=download vol=10 clients=5 nofsync="" cc=auto
+while getopts ":ht:m:s:o:v:c:FC:" opt; do
     case $opt in
         h) usage; exit 0 ;;
         t) tool=$OPTARG ;;
@@ -24,6 +25,7 @@ while getopts ":ht:m:s:o:v:c:F" opt; do
         v) vol=$OPTARG ;;
         c) clients=$OPTARG ;;
         F) nofsync=--no-fsync ;;
+        C) cc=$OPTARG ;;
         *) usage >&2; exit 2 ;;
     esac
 done
@@ -68,7 +70,7 @@ store=work/profile-store-$ts-$$
 mkdir -p "$store" || exit 1
 trap 'rm -rf "$store"' EXIT
 for f in work/store/file_*.bin; do ln "$f" "$store/" 2>/dev/null || cp "$f" "$store/" || exit 1; done
-server=("$bin" serve --host 127.0.0.1 --port 0 --mode "$mode" --pool "$spool" --root "$store" $nofsync)
+server=("$bin" serve --host 127.0.0.1 --port 0 --mode "$mode" --pool "$spool" --root "$store" --tcp-congestion "$cc" $nofsync)
 case $tool in
     stat)   prof=(perf stat -o "$out.perf-stat.txt" --) ;;
     record) prof=(perf record ${PERF_FREQ:+-F $PERF_FREQ} -g -o "$out.perf.data" --) ;;
@@ -99,7 +101,7 @@ if [ -z "$port" ]; then
     exit 1
 fi
 
-"$bin" pool --port "$port" --mode "$mode" --operation "$op" --volume "$vol" --clients "$clients" | tee "$out.pool.txt"
+"$bin" pool --port "$port" --mode "$mode" --operation "$op" --volume "$vol" --clients "$clients" --tcp-congestion "$cc" | tee "$out.pool.txt"
 rc=${PIPESTATUS[0]}
 stop_server
 trap - INT TERM

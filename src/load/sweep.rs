@@ -349,6 +349,19 @@ pub fn run(opts: &SweepOpts, progress: &mut dyn Write) -> io::Result<SweepOutcom
         keep: keep.clone(),
     });
     shared.write_meta()?;
+    let cc = shared
+        .meta
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .tcp_congestion
+        .clone();
+    if let Some(t) = cc {
+        writeln!(
+            progress,
+            "TCP congestion control: servers {}; clients {}",
+            t.servers, t.clients
+        )?;
+    }
     *watched.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared.clone());
     // One core's speed before the first scenario and after the last: how
     // busy the host was, for whoever reads the CPU figures.

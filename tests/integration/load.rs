@@ -480,6 +480,13 @@ fn the_quick_sweep_gives_162_rows_without_failures() {
         cc["system_default"],
         fsbench::tcp::system_default().as_str()
     );
+    assert!(
+        progress.contains(
+            "TCP congestion control: servers reno (auto, over loopback); \
+             clients reno (auto, over loopback)\n"
+        ),
+        "{progress}"
+    );
     let page = std::fs::read_to_string(csv.with_extension("html")).unwrap();
     assert!(
         page.contains(&format!(

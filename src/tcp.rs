@@ -13,7 +13,11 @@
 //! A server sets it on its listening socket (every accepted connection
 //! inherits it), a client before it connects: an algorithm that paces
 //! starts doing so with the connection, and setting another afterwards does
-//! not stop it.
+//! not stop it. So `auto` decides by the server's listen address (a server
+//! on 0.0.0.0 keeps the system's default, loopback clients included) and by
+//! the address a client connects to. The sweep's own short connections
+//! between measurements (readiness checks, STATS, the DELETEs of uploads)
+//! always use `auto`.
 
 use std::fmt;
 use std::io;
@@ -84,11 +88,17 @@ impl Congestion {
         }
     }
 
-    /// Sets on `fd` what a connection over `ip` uses (nothing for the system's).
+    /// Sets on `fd` what a connection over `ip` uses (nothing for the
+    /// system's). `auto` is a preference: where the kernel refuses it, the
+    /// system's default stays and the connection goes on.
     pub fn apply(&self, fd: BorrowedFd<'_>, ip: IpAddr) -> io::Result<()> {
-        match self.for_ip(ip) {
-            Some(name) => sys::set_congestion(fd, name),
-            None => Ok(()),
+        match (self, self.for_ip(ip)) {
+            (_, None) => Ok(()),
+            (Congestion::Auto, Some(name)) => {
+                let _ = sys::set_congestion(fd, name);
+                Ok(())
+            }
+            (_, Some(name)) => sys::set_congestion(fd, name),
         }
     }
 
@@ -98,9 +108,7 @@ impl Congestion {
         let Congestion::Named(name) = self else {
             return Ok(());
         };
-        let probe = "127.0.0.1:0".parse::<SocketAddr>().expect("an address");
-        let fd = sys::tcp_socket(&probe).map_err(|e| format!("cannot make a socket: {e}"))?;
-        sys::set_congestion(fd.as_fd(), name).map_err(|e| match e.kind() {
+        settable(name).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format!(
                 "'{name}' is not an algorithm this kernel has (it has: {})",
                 sys::available_congestion().join(" ")
@@ -119,10 +127,23 @@ impl Congestion {
     pub fn describe(&self, ip: IpAddr) -> String {
         match (self, self.for_ip(ip)) {
             (Congestion::Named(n), _) => n.clone(),
-            (_, Some(n)) => format!("{n} (auto, over loopback)"),
+            (_, Some(n)) => match settable(n) {
+                Ok(()) => format!("{n} (auto, over loopback)"),
+                Err(e) => format!(
+                    "{} (the system's default: auto's {n} could not be set: {e})",
+                    system_default()
+                ),
+            },
             (_, None) => format!("{} (the system's default)", system_default()),
         }
     }
+}
+
+/// Whether this process can set algorithm `name` (tried on a new socket).
+fn settable(name: &str) -> io::Result<()> {
+    let probe = SocketAddr::from(([127, 0, 0, 1], 0));
+    let fd = sys::tcp_socket(&probe)?;
+    sys::set_congestion(fd.as_fd(), name)
 }
 
 /// The system's default algorithm, or `unknown` where it cannot be read.

@@ -633,6 +633,39 @@ mod tests {
             .map(|(o, json, _)| (o, json))
     }
 
+    #[test]
+    fn a_client_hosts_pool_takes_what_the_coordinator_gives_it() {
+        let mut given = PoolOpts::new(
+            Mode::Process,
+            Op::Upload,
+            Volume::mb(3),
+            5,
+            "198.18.0.2:7000",
+        );
+        given.congestion = Congestion::System;
+        given.timeout = Duration::from_secs(9);
+        given.seed = 4;
+        let words = pool::remote_pool_words(&given, "/cache/fsbench", (2, 3), false);
+        assert_eq!(&words[..2], ["/cache/fsbench", "pool"]);
+        let rest: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+        let (o, json) = pool_opts(&rest).unwrap();
+        assert!(json);
+        assert_eq!(o.congestion, Congestion::System);
+        assert_eq!(
+            (o.mode, o.op, o.volume),
+            (Mode::Process, Op::Upload, Volume::mb(3))
+        );
+        assert_eq!((o.clients, o.first_index), (3, 2));
+        assert_eq!(
+            (o.addr.as_str(), o.timeout, o.seed),
+            ("198.18.0.2:7000", given.timeout, 4)
+        );
+        given.congestion = Congestion::Named("cubic".into());
+        let words = pool::remote_pool_words(&given, "fsbench", (0, 5), false);
+        let at = words.iter().position(|w| w == "--tcp-congestion").unwrap();
+        assert_eq!(words[at + 1], "cubic");
+    }
+
     fn pool_remote(args: &[&str]) -> Result<RemoteOpts, String> {
         PoolArgs::parse(argv(args))
             .and_then(PoolArgs::validate)

@@ -918,7 +918,7 @@ impl RemotePart {
 }
 
 /// The `fsbench pool` command line of one host's share.
-fn remote_pool_words(
+pub fn remote_pool_words(
     opts: &PoolOpts,
     bin: &str,
     (first, n): (usize, usize),

@@ -892,10 +892,14 @@ fn tcp_congestion(
         .parse::<std::net::IpAddr>()
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     let remote_clients = hosts.is_some_and(|h| h.clients.is_some());
+    let remote_server = hosts.is_some_and(|h| h.server.is_some());
     TcpCongestion {
         setting: cc.to_string(),
         system_default: crate::tcp::system_default(),
         servers: match launcher.server_kind() {
+            ServerKind::Fsbench if remote_server && cc.for_ip(ip).is_none() => {
+                "the server host's default".into()
+            }
             ServerKind::Fsbench => cc.describe(ip),
             ServerKind::Template { .. } => {
                 "the server's own (this setting reaches only the clients)".into()

@@ -77,7 +77,7 @@ pub fn connect_timeout_with(
     match started {
         Ok(_) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-            wait_connected(&fd, Instant::now() + timeout)?
+            wait_connected(&fd, Instant::now().checked_add(timeout))?
         }
         Err(e) => return Err(e),
     }
@@ -85,23 +85,29 @@ pub fn connect_timeout_with(
     Ok(TcpStream::from(fd))
 }
 
-/// Waits for a non-blocking connect to finish, then reports its outcome.
-fn wait_connected(fd: &OwnedFd, deadline: Instant) -> io::Result<()> {
+/// Waits for a non-blocking connect to finish (`None`: no deadline), then
+/// reports its outcome.
+fn wait_connected(fd: &OwnedFd, deadline: Option<Instant>) -> io::Result<()> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLOUT,
         revents: 0,
     };
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection timed out",
-            ));
-        }
-        // Rounded up, so that a wait never ends before the deadline.
-        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ));
+                }
+                // Rounded up, so that a wait never ends before the deadline.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
         match syscall!(poll(&mut p, 1, ms)) {
             Ok(0) => continue,
             Ok(_) => break,
@@ -119,6 +125,10 @@ fn wait_connected(fd: &OwnedFd, deadline: Instant) -> io::Result<()> {
         &mut len,
     ))?;
     match err {
+        // Hung up with no error set: not connected (as std says it).
+        0 if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 => {
+            Err(io::Error::other("no error set after POLLHUP"))
+        }
         0 => Ok(()),
         e => Err(io::Error::from_raw_os_error(e)),
     }
@@ -205,7 +215,7 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// The names this process may set, the system's default first when it is one.
+    /// The names any user may set, and reno.
     fn settable() -> Vec<String> {
         let mut names = allowed_congestion();
         if !names.contains(&"reno".to_string()) {
@@ -220,6 +230,23 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         for name in settable() {
             let s = connect_timeout_with(&addr, Duration::from_secs(5), |fd| {
+                // Before the handshake: not connected yet.
+                // SAFETY: a zeroed sockaddr_storage of its own length.
+                let mut peer: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                // SAFETY: peer and len are valid for writes of len bytes.
+                let r = unsafe {
+                    libc::getpeername(
+                        fd.as_raw_fd(),
+                        &mut peer as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+                        &mut len,
+                    )
+                };
+                assert_eq!(r, -1);
+                assert_eq!(
+                    io::Error::last_os_error().raw_os_error(),
+                    Some(libc::ENOTCONN)
+                );
                 set_congestion(fd, &name)
             })
             .unwrap();

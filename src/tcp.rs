@@ -137,6 +137,15 @@ impl Congestion {
             (_, None) => format!("{} (the system's default)", system_default()),
         }
     }
+
+    /// [`Congestion::describe`] of a connection made on another host
+    /// (`whose`: `Some("the server host's")`), whose default is its own.
+    pub fn describe_at(&self, ip: IpAddr, whose: Option<&str>) -> String {
+        match (whose, self.for_ip(ip)) {
+            (Some(whose), None) => format!("{whose} default"),
+            _ => self.describe(ip),
+        }
+    }
 }
 
 /// Whether this process can set algorithm `name` (tried on a new socket).

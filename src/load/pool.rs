@@ -319,6 +319,26 @@ impl PoolReport {
         }
     }
 
+    /// What `opts` says of a run (`remote`: its clients on other hosts),
+    /// nothing measured yet.
+    fn of_opts(opts: &PoolOpts, remote: bool) -> PoolReport {
+        PoolReport {
+            mode: opts.mode,
+            op: opts.op,
+            volume: opts.volume,
+            clients: opts.clients,
+            addr: opts.addr.clone(),
+            results: Vec::new(),
+            wall_s: 0.0,
+            peak_rss_kib: 0,
+            memory_budget_kib: memory_budget_kib(opts.clients),
+            cpu_s: 0.0,
+            pss: PssPeak::default(),
+            hosts: Vec::new(),
+            tcp_congestion: congestion_in_words(opts, remote),
+        }
+    }
+
     pub fn success(&self) -> usize {
         self.results.iter().filter(|r| r.ok).count()
     }
@@ -555,19 +575,12 @@ pub fn run(opts: &PoolOpts) -> io::Result<PoolReport> {
         .iter()
         .fold(thread_cpu_s() - cpu0, |a, r| a + r.cpu_s);
     Ok(PoolReport {
-        mode: opts.mode,
-        op: opts.op,
-        volume: opts.volume,
-        clients: opts.clients,
-        addr: opts.addr.clone(),
         results,
         wall_s,
         peak_rss_kib: crate::load::peak_rss_kib(None) + children_kib,
-        memory_budget_kib: memory_budget_kib(opts.clients),
         cpu_s,
         pss,
-        hosts: Vec::new(),
-        tcp_congestion: congestion_in_words(opts, false),
+        ..PoolReport::of_opts(opts, false)
     })
 }
 
@@ -582,11 +595,8 @@ fn congestion_in_words(opts: &PoolOpts, remote: bool) -> String {
         .ok()
         .and_then(|mut a| a.next())
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    match (remote, opts.congestion.for_ip(ip)) {
-        (true, None) => "each client host's default".into(),
-        (true, Some(name)) => name.into(),
-        (false, _) => opts.congestion.describe(ip),
-    }
+    opts.congestion
+        .describe_at(ip, remote.then_some("each client host's"))
 }
 
 /// The calling thread's CPU time so far, in seconds (0 if the kernel cannot
@@ -1162,18 +1172,12 @@ fn run_remote(opts: &PoolOpts, remote: &RemoteClients) -> io::Result<PoolReport>
     }
     results.sort_by_key(|r| r.index);
     Ok(PoolReport {
-        mode: opts.mode,
-        op: opts.op,
-        volume: opts.volume,
-        clients: opts.clients,
-        addr: opts.addr.clone(),
         results,
         wall_s,
         peak_rss_kib,
-        memory_budget_kib: memory_budget_kib(opts.clients),
         cpu_s,
         pss,
         hosts,
-        tcp_congestion: congestion_in_words(opts, true),
+        ..PoolReport::of_opts(opts, true)
     })
 }

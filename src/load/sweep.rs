@@ -897,18 +897,12 @@ fn tcp_congestion(
         setting: cc.to_string(),
         system_default: crate::tcp::system_default(),
         servers: match launcher.server_kind() {
-            ServerKind::Fsbench if remote_server && cc.for_ip(ip).is_none() => {
-                "the server host's default".into()
-            }
-            ServerKind::Fsbench => cc.describe(ip),
+            ServerKind::Fsbench => cc.describe_at(ip, remote_server.then_some("the server host's")),
             ServerKind::Template { .. } => {
                 "the server's own (this setting reaches only the clients)".into()
             }
         },
-        clients: match (remote_clients, cc.for_ip(ip)) {
-            (true, None) => "each client host's default".into(),
-            _ => cc.describe(ip),
-        },
+        clients: cc.describe_at(ip, remote_clients.then_some("each client host's")),
     }
 }
 
